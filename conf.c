@@ -1,0 +1,117 @@
+/* conf.c: POPRELAY_* variables and their defaults; see conf.h. */
+
+#include <stdlib.h>
+#include <string.h>
+#include "conf.h"
+#include "rules.h"
+
+void conf_defaults (conf_t *c)
+{
+  c->dir = CONF_DIR ;
+  c->cache = CONF_CACHE ;
+  c->rules = CONF_RULES ;
+  c->cdb = CONF_CDB ;
+  c->ttl = CONF_TTL ;
+  c->skew = CONF_SKEW ;
+  c->grace = CONF_GRACE ;
+  c->keys = KEYS_UCSPI_TCP ;
+  c->nnever = 0 ;
+  c->env = stralloc_zero ;
+}
+
+int conf_uint (char const *s, unsigned int min, unsigned int max, unsigned int *u)
+{
+  unsigned long v = 0 ;
+  size_t i = 0 ;
+  if (!s[0] || (s[0] == '0' && s[1])) return 0 ;
+  for ( ; s[i] ; i++)
+  {
+    if (s[i] < '0' || s[i] > '9' || i >= 10) return 0 ;
+    v = v * 10 + (unsigned long)(s[i] - '0') ;
+  }
+  if (v < min || v > max) return 0 ;
+  *u = (unsigned int)v ;
+  return 1 ;
+}
+
+static int path (char const **field, char const *value, char const **why)
+{
+  if (value[0] != '/') { *why = "not an absolute path" ; return 0 ; }
+  if (strlen(value) > 4000) { *why = "too long" ; return 0 ; }
+  *field = value ;
+  return 1 ;
+}
+
+int conf_set (conf_t *c, char const *name, char const *value, char const **why)
+{
+  if (!strcmp(name, "POPRELAY_DIR")) return path(&c->dir, value, why) ;
+  if (!strcmp(name, "POPRELAY_CACHE")) return path(&c->cache, value, why) ;
+  if (!strcmp(name, "POPRELAY_RULES")) return path(&c->rules, value, why) ;
+  if (!strcmp(name, "POPRELAY_CDB")) return path(&c->cdb, value, why) ;
+  if (!strcmp(name, "POPRELAY_TTL"))
+  {
+    if (conf_uint(value, 1, CONF_TTLMAX, &c->ttl)) return 1 ;
+    *why = "not a number of seconds from 1 to 31536000" ;
+    return 0 ;
+  }
+  if (!strcmp(name, "POPRELAY_SKEW"))
+  {
+    if (conf_uint(value, 0, 3600, &c->skew)) return 1 ;
+    *why = "not a number of seconds from 0 to 3600" ;
+    return 0 ;
+  }
+  if (!strcmp(name, "POPRELAY_GRACE"))
+  {
+    if (conf_uint(value, 1, CONF_TTLMAX, &c->grace)) return 1 ;
+    *why = "not a number of seconds from 1 to 31536000" ;
+    return 0 ;
+  }
+  if (!strcmp(name, "POPRELAY_TCPRULES"))
+  {
+    if (!strcmp(value, "ucspi-tcp")) c->keys = KEYS_UCSPI_TCP ;
+    else if (!strcmp(value, "ucspi-tcp-ipv6")) c->keys = KEYS_UCSPI_TCP_IPV6 ;
+    else { *why = "neither ucspi-tcp nor ucspi-tcp-ipv6" ; return 0 ; }
+    return 1 ;
+  }
+  if (!strcmp(name, "POPRELAY_NEVER"))
+  {
+    char const *bad ;
+    size_t badlen ;
+    int n = ipnets_scan(c->never, IPNETS_MAX, value, &bad, &badlen) ;
+    if (n < 0)
+    {
+      static char msg[160] ;
+      size_t k = 0 ;
+      char const *head = "this entry is not an address, or an address/bits with no bits set after the prefix (256 entries at most): " ;
+      strcpy(msg, head) ;
+      k = strlen(msg) ;
+      for (size_t i = 0 ; i < badlen && k < sizeof msg - 4 ; i++)
+        msg[k++] = bad[i] > 0x20 && bad[i] < 0x7f ? bad[i] : '?' ;
+      if (badlen && k >= sizeof msg - 4) { msg[k++] = '.' ; msg[k++] = '.' ; msg[k++] = '.' ; }
+      msg[k] = 0 ;
+      *why = msg ;
+      return 0 ;
+    }
+    c->nnever = (unsigned int)n ;
+    return 1 ;
+  }
+  if (!strcmp(name, "POPRELAY_ENV"))
+  {
+    c->env.len = 0 ;
+    if (rules_scanvars(&c->env, value, strlen(value), why)) return 1 ;
+    if (!*why) *why = "out of memory" ;
+    return 0 ;
+  }
+  *why = "not a poprelay variable" ;
+  return 0 ;
+}
+
+int conf_env (conf_t *c, char const *const *names, char const **bad, char const **why)
+{
+  for ( ; *names ; names++)
+  {
+    char const *v = getenv(*names) ;
+    if (v && !conf_set(c, *names, v, why)) { *bad = *names ; return 0 ; }
+  }
+  return 1 ;
+}

@@ -1,0 +1,50 @@
+/* conf.h: configuration, one set of POPRELAY_* variables for all three
+   programs, so that "envdir /etc/poprelay prog" configures any of them.
+   A command-line option sets the same field through the same parser as
+   its variable. */
+
+#ifndef POPRELAY_CONF_H
+#define POPRELAY_CONF_H
+
+#include <skalibs/stralloc.h>
+#include "ip.h"
+
+typedef struct conf_s conf_t ;
+struct conf_s
+{
+  char const *dir ;      /* POPRELAY_DIR: the relay directory */
+  char const *cache ;    /* POPRELAY_CACHE: relay-open's lock and scan cache */
+  char const *rules ;    /* POPRELAY_RULES: static rules, tcprules syntax */
+  char const *cdb ;      /* POPRELAY_CDB: the cdb tcpserver -x reads */
+  unsigned int ttl ;     /* POPRELAY_TTL: seconds a grant lasts */
+  unsigned int skew ;    /* POPRELAY_SKEW: seconds a stamp may be ahead */
+  unsigned int grace ;   /* POPRELAY_GRACE: seconds before a temp file is abandoned */
+  int keys ;             /* POPRELAY_TCPRULES: ucspi-tcp or ucspi-tcp-ipv6 */
+  ipnet_t never[IPNETS_MAX] ; /* POPRELAY_NEVER: prefixes never granted */
+  unsigned int nnever ;
+  stralloc env ;         /* POPRELAY_ENV: more variables for grants */
+} ;
+
+#define CONF_DIR "/var/lib/poprelay"
+#define CONF_CACHE "/var/cache/poprelay"
+#define CONF_RULES "/etc/tcp.smtp"
+#define CONF_CDB "/etc/tcp.smtp.cdb"
+#define CONF_TTL 1800
+#define CONF_SKEW 60
+#define CONF_GRACE 600
+#define CONF_TTLMAX 31536000
+
+extern void conf_defaults (conf_t *) ;
+
+/* Sets the field named by a POPRELAY_* variable from its value.
+   Returns 1, or 0 with *why saying what is wrong with the value. */
+extern int conf_set (conf_t *, char const *name, char const *value, char const **why) ;
+
+/* Reads each variable of names (0-terminated) that is set in the
+   environment. Returns 1, or 0 with *bad the variable and *why. */
+extern int conf_env (conf_t *, char const *const *names, char const **bad, char const **why) ;
+
+/* Strict decimal: the whole of s, no sign, no leading zero, min..max. */
+extern int conf_uint (char const *s, unsigned int min, unsigned int max, unsigned int *u) ;
+
+#endif

@@ -1,0 +1,69 @@
+/* ip.h: client addresses, parsed strictly and formatted canonically.
+
+   An address is 16 bytes. IPv4 is held as the v4-mapped IPv6 address
+   ::ffff:a.b.c.d, so that the two spellings of one IPv4 client are one
+   value, and fold to the dotted quad when formatted.
+
+   Text from outside (an environment variable, a stamp's file name, a
+   never-grant list) only becomes an address through ip_scan or ipnet_scan,
+   which accept the whole text or nothing. Every file name and cdb key is
+   formatted from the value, never copied from the text. */
+
+#ifndef POPRELAY_IP_H
+#define POPRELAY_IP_H
+
+#include <stddef.h>
+
+typedef struct ip_s ip_t ;
+struct ip_s { unsigned char b[16] ; } ;
+
+/* Longest text ip_scan accepts; longer text is refused unread.
+   "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255" is 45 characters. */
+#define IP_TEXTMAX 45
+/* Room for any formatted address plus a NUL. */
+#define IP_FMT 48
+
+/* 1 if s[0..len) is exactly one IPv4 or IPv6 address, else 0.
+   IPv4: four decimal parts 0-255, no leading zeros, no other characters.
+   IPv6: RFC 4291 text, hex any case, at most one "::", an optional
+   trailing dotted quad; no zone id, no brackets, no prefix length. */
+extern int ip_scan (ip_t *, char const *s, size_t len) ;
+
+extern int ip_is4 (ip_t const *) ;
+extern int ip_equal (ip_t const *, ip_t const *) ;
+
+/* Canonical text, NUL-terminated; returns the length.
+   IPv4: dotted quad. IPv6: RFC 5952 (lowercase, the first longest run
+   of two or more zero groups compressed). This is the stamp file name. */
+extern size_t ip_fmt (char *, ip_t const *) ;
+
+/* The text a tcpserver puts in TCPREMOTEIP, which is the key it looks up.
+   KEYS_UCSPI_TCP: Debian's ucspi-tcp, IPv4 only: returns 0 for IPv6.
+   KEYS_UCSPI_TCP_IPV6: Debian's ucspi-tcp-ipv6: IPv4 as a dotted quad;
+   IPv6 like RFC 5952 except that a single zero group is compressed too. */
+#define KEYS_UCSPI_TCP 0
+#define KEYS_UCSPI_TCP_IPV6 1
+extern size_t ip_fmt_key (char *, ip_t const *, int keys) ;
+
+/* Addresses that are never a client: a reason, or 0 if none applies.
+   IPv4 0.0.0.0/8, 224.0.0.0/4 multicast, 240.0.0.0/4 reserved and
+   broadcast; IPv6 :: and ff00::/8. */
+extern char const *ip_never (ip_t const *) ;
+
+/* A prefix: the first bits bits of ip, counted in the 128-bit space
+   (an IPv4 /n is 96+n). */
+typedef struct ipnet_s ipnet_t ;
+struct ipnet_s { ip_t ip ; unsigned int bits ; } ;
+
+/* "address" or "address/bits"; bits beyond the prefix must be zero. */
+extern int ipnet_scan (ipnet_t *, char const *s, size_t len) ;
+extern int ipnet_match (ipnet_t const *, ip_t const *) ;
+
+/* A list of prefixes, separated by spaces, tabs, newlines or commas, as an
+   administrator writes it in POPRELAY_NEVER. Returns the count, or -1 with
+   *bad and *badlen set to the entry that does not parse. */
+#define IPNETS_MAX 256
+extern int ipnets_scan (ipnet_t *, unsigned int max, char const *s, char const **bad, size_t *badlen) ;
+extern int ipnets_match (ipnet_t const *, unsigned int n, ip_t const *) ;
+
+#endif

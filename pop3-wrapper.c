@@ -1,0 +1,239 @@
+/* pop3-wrapper: grant relaying to the address a user just logged in from,
+   then run the mail session.
+
+   It sits where an authenticator execs the session after a successful
+   login (qmail-popup + checkpassword, mailfront's pop3front-auth and
+   imapfront-auth, Dovecot's post-login script), writes or refreshes the
+   stamp DIR/BB/ADDR, asks the relay-open service for a rebuild when the
+   address was not granted yet, and execs the rest of its argv with every
+   descriptor as it found it. Whatever goes wrong on the relay side is one
+   warning line: the user always gets to read mail. */
+
+#define _GNU_SOURCE  /* flock, setresuid */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <skalibs/djbunix.h>
+#include <skalibs/sgetopt.h>
+#include <skalibs/stralloc.h>
+#include <skalibs/strerr.h>
+#include <skalibs/types.h>
+#include "conf.h"
+#include "peer.h"
+#include "stamp.h"
+#include "trigger.h"
+
+#define USAGE "pop3-wrapper [ -d dir ] [ -t ttl ] [ -k skew ] [ -n never ] [ -s service ] prog..."
+
+char const *PROG = "pop3-wrapper" ;
+
+static char const *const vars[] = { "POPRELAY_DIR", "POPRELAY_TTL", "POPRELAY_SKEW", "POPRELAY_NEVER", 0 } ;
+
+/* How long a login waits for relay-clean to let go of a bucket before it
+   writes without the lock: relay-clean holds it for microseconds. */
+#define LOCKWAIT_MS 200
+
+static void copyfield (char *dst, size_t max, char const *src)
+{
+  size_t n = src ? strlen(src) : 0 ;
+  if (n >= max) n = max - 1 ;
+  if (n) memcpy(dst, src, n) ;
+  dst[n] = 0 ;
+}
+
+static char const *basename_of (char const *s)
+{
+  char const *slash = strrchr(s, '/') ;
+  return slash ? slash + 1 : s ;
+}
+
+static int lockbucket (int fd)
+{
+  struct timespec ms = { 0, 1000000 } ;
+  for (unsigned int i = 0 ; i < LOCKWAIT_MS ; i++)
+  {
+    if (!flock(fd, LOCK_EX | LOCK_NB)) return 1 ;
+    if (errno != EWOULDBLOCK && errno != EINTR) return 0 ;
+    nanosleep(&ms, 0) ;
+  }
+  errno = ETIMEDOUT ;
+  return 0 ;
+}
+
+/* The bucket directory, made on first use with the relay directory's
+   permissions, whatever the umask. */
+static int openbucket (int dirfd, char const *bname, struct stat const *dirst)
+{
+  int fd = openat(dirfd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) ;
+  if (fd >= 0 || errno != ENOENT) return fd ;
+  if (mkdirat(dirfd, bname, 0700) == -1 && errno != EEXIST) return -1 ;
+  fd = openat(dirfd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) ;
+  if (fd >= 0)
+  {
+    struct stat st ;
+    if (!fstat(fd, &st) && st.st_uid == geteuid()) fchmod(fd, dirst->st_mode & 07777) ;
+  }
+  return fd ;
+}
+
+static void grant (conf_t const *c, char const *service, char const *next)
+{
+  peer_t p ;
+  char const *why ;
+  char addr[IP_FMT], bname[3] ;
+  int privileged = peer_privileged() ;
+  int dirfd, bfd, locked, granted ;
+  struct stat st ;
+  stampinfo_t si ;
+  stralloc sa = STRALLOC_ZERO ;
+  int64_t now ;
+
+  /* Dovecot's checkpassword passdb runs the chain for userdb lookups too,
+     which are not logins */
+  if (!privileged)
+  {
+    char const *authorized = getenv("AUTHORIZED") ;
+    if (authorized && !strcmp(authorized, "1"))
+    {
+      strerr_warni("not granting: AUTHORIZED=1 is a user lookup, not a login") ;
+      return ;
+    }
+  }
+
+  if (!(privileged ? peer_fromsocket(&p, &why) : peer_fromenv(&p, &why)))
+  {
+    if (p.via) strerr_warnw("not granting relaying: ", p.via, ": ", why) ;
+    else strerr_warnw("not granting relaying: ", why) ;
+    return ;
+  }
+  ip_fmt(addr, &p.ip) ;
+  why = ip_never(&p.ip) ;
+  if (why) { strerr_warnw("not granting relaying to ", addr, ": it is ", why) ; return ; }
+  if (ipnets_match(c->never, c->nnever, &p.ip))
+  {
+    strerr_warnw("not granting relaying to ", addr, ": it is in POPRELAY_NEVER") ;
+    return ;
+  }
+
+  dirfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) ;
+  if (dirfd == -1) { strerr_warnwusys("open relay directory ", c->dir, ": ") ; return ; }
+  if (fstat(dirfd, &st) == -1) { strerr_warnwusys("stat relay directory ", c->dir, ": ") ; goto closedir ; }
+  /* Set-gid, the environment is the user's: the directory must be one
+     that only our group can write, which the user cannot make. */
+  if (privileged && (st.st_gid != getegid() || st.st_mode & S_IWOTH))
+  {
+    strerr_warnw("not granting relaying: ", c->dir, " is not a directory of pop3-wrapper's group that others cannot write") ;
+    goto closedir ;
+  }
+
+  stamp_bucketname(bname, stamp_bucket(&p.ip)) ;
+  bfd = openbucket(dirfd, bname, &st) ;
+  if (bfd == -1) { strerr_warnwusys("open ", c->dir, "/", bname, ": ") ; goto closedir ; }
+  locked = lockbucket(bfd) ;
+  if (!locked) strerr_warnwusys("lock ", c->dir, "/", bname, " (writing the stamp anyway): ") ;
+
+  now = stamp_now() ;
+  {
+    struct stat old ;
+    granted = !fstatat(bfd, addr, &old, AT_SYMLINK_NOFOLLOW) && S_ISREG(old.st_mode)
+      && stamp_state((int64_t)old.st_mtim.tv_sec * 1000000000 + old.st_mtim.tv_nsec, now, c->ttl, c->skew) == STAMP_LIVE ;
+  }
+
+  memset(&si, 0, sizeof si) ;
+  copyfield(si.user, sizeof si.user, getenv("USER")) ;
+  si.uid[uint_fmt(si.uid, (unsigned int)getuid())] = 0 ;
+  si.time[uint64_fmt(si.time, (uint64_t)(now / 1000000000))] = 0 ;
+  copyfield(si.service, sizeof si.service, service ? service : getenv("SERVICE") ? getenv("SERVICE") : basename_of(next)) ;
+  copyfield(si.local, sizeof si.local, p.local) ;
+  copyfield(si.via, sizeof si.via, p.via) ;
+  if (!stamp_fmt(&sa, &si) || !stamp_write(bfd, addr, sa.s, sa.len))
+  {
+    strerr_warnwusys("write stamp ", c->dir, "/", bname, "/", addr, ": ") ;
+    goto closebucket ;
+  }
+  close(bfd) ;   /* and unlock: the stamp is in place */
+  bfd = -1 ;
+
+  if (granted) strerr_warni("refreshed ", addr, " for ", si.user[0] ? si.user : "?", " uid ", si.uid) ;
+  else
+  {
+    int r = trigger_poke(dirfd) ;
+    strerr_warni("granted ", addr, " to ", si.user[0] ? si.user : "?", " uid ", si.uid) ;
+    if (r < 0) strerr_warnwusys("ask relay-open for a rebuild through ", c->dir, "/" TRIGGER_NAME, ": ") ;
+    else if (!r) strerr_warnw("no relay-open -w service listens on ", c->dir, "/" TRIGGER_NAME, ": the grant waits for the next rebuild") ;
+  }
+
+ closebucket:
+  if (bfd >= 0) close(bfd) ;
+ closedir:
+  close(dirfd) ;
+  stralloc_free(&sa) ;
+}
+
+int main (int argc, char const *const *argv)
+{
+  conf_t c ;
+  char const *service = 0 ;
+  char const *bad, *why ;
+  int ok = 1 ;
+  subgetopt l = SUBGETOPT_ZERO ;
+
+  /* Set-gid, a closed 0, 1 or 2 would let a file we open take its
+     place and receive our messages. */
+  if (!fd_sanitize()) strerr_diefusys(111, "open /dev/null: ") ;
+
+  conf_defaults(&c) ;
+  if (!conf_env(&c, vars, &bad, &why))
+  {
+    strerr_warnw("not granting relaying: bad ", bad, ": ", why) ;
+    ok = 0 ;
+  }
+  for (;;)
+  {
+    int opt = subgetopt_r(argc, argv, "+d:t:k:n:s:", &l) ;
+    char const *name = 0 ;
+    if (opt == -1) break ;
+    switch (opt)
+    {
+      case 'd' : name = "POPRELAY_DIR" ; break ;
+      case 't' : name = "POPRELAY_TTL" ; break ;
+      case 'k' : name = "POPRELAY_SKEW" ; break ;
+      case 'n' : name = "POPRELAY_NEVER" ; break ;
+      case 's' : service = l.arg ; break ;
+      default : strerr_dieusage(100, USAGE) ;
+    }
+    if (name && !conf_set(&c, name, l.arg, &why))
+    {
+      char o[3] = { '-', (char)opt, 0 } ;
+      strerr_warnw("not granting relaying: bad ", o, " ", name + 9, ": ", why) ;
+      ok = 0 ;
+    }
+  }
+  argc -= l.ind ; argv += l.ind ;
+  if (!argc) strerr_dieusage(100, USAGE) ;
+
+  if (ok) grant(&c, service, argv[0]) ;
+
+  /* Set-gid, the session must not keep the group that may write the
+     relay directory: a user running pop3-wrapper by hand could name a
+     shell as the next program. */
+  if (peer_privileged())
+  {
+    gid_t g = getgid() ;
+    uid_t u = getuid() ;
+    if (setresgid(g, g, g) == -1 || setresuid(u, u, u) == -1)
+      strerr_diefusys(111, "drop privileges before running ", argv[0], ": ") ;
+  }
+  execvp(argv[0], (char *const *)argv) ;
+  {
+    int e = errno ;
+    int code = e == ENOENT || e == ENOTDIR ? 127
+             : e == ENOMEM || e == EAGAIN || e == ETXTBSY || e == EMFILE || e == ENFILE || e == EIO ? 111 : 126 ;
+    strerr_diefusys(code, "exec ", argv[0], ": ") ;
+  }
+}

@@ -1,0 +1,361 @@
+/* relay-clean: remove the stamps of expired grants, then have rules.cdb
+   rebuilt.
+
+   Run it from cron, chained to relay-open ("relay-clean relay-open"), or
+   as a supervised service with -w, which sleeps until the next grant is
+   due to expire and then asks the relay-open service for a rebuild.
+
+   A stamp is removed under its bucket's lock, after its time is read
+   again under that lock: pop3-wrapper takes the same lock to refresh a
+   stamp, so a grant refreshed while the cleaner works is never removed
+   (checking a stamp's age and then unlinking it without a lock is how a
+   refreshed grant gets lost). Temp files left by a killed pop3-wrapper
+   are removed after a grace period; anything else is reported and left. */
+
+#define _DEFAULT_SOURCE  /* flock */
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <skalibs/buffer.h>
+#include <skalibs/sgetopt.h>
+#include <skalibs/stralloc.h>
+#include <skalibs/strerr.h>
+#include <skalibs/types.h>
+#include "conf.h"
+#include "scan.h"
+#include "stamp.h"
+#include "trigger.h"
+
+#define USAGE "relay-clean [ -v ] [ -q ] [ -n ] [ -w ] [ -d dir ] [ -c cachedir ] [ -t ttl ] [ -k skew ] [ -g grace ] [ prog... ]"
+
+char const *PROG = "relay-clean" ;
+
+static char const *const vars[] = { "POPRELAY_DIR", "POPRELAY_CACHE", "POPRELAY_TTL", "POPRELAY_SKEW", "POPRELAY_GRACE", 0 } ;
+
+static conf_t conf ;
+static int dryrun = 0 ;
+static int quiet = 0 ;
+static int verbose = 0 ;
+static volatile sig_atomic_t stop = 0 ;
+
+typedef struct pass_s pass_t ;
+struct pass_s
+{
+  int dirfd ;
+  int64_t now ;
+  int64_t nextexpiry ;     /* earliest expiry of a kept stamp, 0 if none */
+  int64_t nexttemp ;       /* when the oldest kept temp file is abandoned */
+  unsigned long removed, future, kept, temps, tempskept, junk, errors ;
+  int bfd ;                /* the open bucket, and its number */
+  unsigned int bucket ;
+  int fatal ;              /* the relay directory itself could not be used */
+} ;
+
+static void say (char const *what, char const *bname, char const *name, char const *why)
+{
+  size_t w ;
+  stralloc sa = STRALLOC_ZERO ;
+  if (!stralloc_cats(&sa, what) || !stralloc_cats(&sa, " ") || !stralloc_cats(&sa, conf.dir) || !stralloc_cats(&sa, "/")
+   || !stralloc_cats(&sa, bname) || !stralloc_cats(&sa, "/") || !stralloc_cats(&sa, name)
+   || (why && (!stralloc_cats(&sa, " (") || !stralloc_cats(&sa, why) || !stralloc_cats(&sa, ")")))
+   || !stralloc_catb(&sa, "\n", 1)
+   || !buffer_putall(buffer_1, sa.s, sa.len, &w) || !buffer_flush(buffer_1))
+    strerr_diefusys(111, "write to stdout: ") ;
+  stralloc_free(&sa) ;
+}
+
+static int openbucket (pass_t *p, unsigned int bucket)
+{
+  char bname[3] ;
+  if (p->bfd >= 0 && p->bucket == bucket) return 1 ;
+  if (p->bfd >= 0) close(p->bfd) ;
+  stamp_bucketname(bname, bucket) ;
+  p->bucket = bucket ;
+  p->bfd = openat(p->dirfd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) ;
+  return p->bfd >= 0 ;
+}
+
+/* Removes the stamp of ip if, read again under the bucket's lock, it is
+   still expired or from the future. */
+static void expire (pass_t *p, unsigned int bucket, ip_t const *ip)
+{
+  char name[IP_FMT], bname[3] ;
+  struct stat st ;
+  int state ;
+  ip_fmt(name, ip) ;
+  stamp_bucketname(bname, bucket) ;
+  if (!openbucket(p, bucket)) goto err ;
+  while (flock(p->bfd, LOCK_EX) == -1) if (errno != EINTR) goto err ;
+  if (fstatat(p->bfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+  {
+    flock(p->bfd, LOCK_UN) ;
+    if (errno == ENOENT) return ;   /* somebody else removed it */
+    goto err ;
+  }
+  state = S_ISREG(st.st_mode) ? stamp_state((int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec, p->now, conf.ttl, conf.skew) : STAMP_LIVE ;
+  if (state == STAMP_LIVE)
+  {
+    /* refreshed since the scan */
+    flock(p->bfd, LOCK_UN) ;
+    p->kept++ ;
+    return ;
+  }
+  if (dryrun) say("would remove", bname, name, state == STAMP_FUTURE ? "dated in the future" : "expired") ;
+  else if (unlinkat(p->bfd, name, 0) == -1) { flock(p->bfd, LOCK_UN) ; goto err ; }
+  else if (verbose) strerr_warni("removed ", conf.dir, "/", bname, "/", name, state == STAMP_FUTURE ? " (dated in the future)" : "") ;
+  flock(p->bfd, LOCK_UN) ;
+  if (state == STAMP_FUTURE) p->future++ ; else p->removed++ ;
+  return ;
+ err:
+  p->errors++ ;
+  strerr_warnwusys("remove ", conf.dir, "/", bname, "/", name, ": ") ;
+}
+
+static int onbucket (unsigned int bucket, scanent_t const *e, size_t n, void *ctx)
+{
+  pass_t *p = ctx ;
+  for (size_t i = 0 ; i < n ; i++)
+  {
+    if (stamp_state(e[i].mtime, p->now, conf.ttl, conf.skew) != STAMP_LIVE) expire(p, bucket, &e[i].ip) ;
+    else
+    {
+      int64_t x = stamp_expiry(e[i].mtime, conf.ttl) ;
+      p->kept++ ;
+      if (!p->nextexpiry || x < p->nextexpiry) p->nextexpiry = x ;
+    }
+  }
+  return 0 ;
+}
+
+static void onother (unsigned int bucket, int bucketfd, char const *name, int kind, int64_t mtime, char const *why, void *ctx)
+{
+  pass_t *p = ctx ;
+  char bname[3] ;
+  stamp_bucketname(bname, bucket) ;
+  if (kind == SCAN_JUNK)
+  {
+    p->junk++ ;
+    if (!dryrun) strerr_warnw("leaving ", conf.dir, "/", bname, "/", name, ": ", why) ;
+    else say("would leave", bname, name, why) ;
+    return ;
+  }
+  if (mtime >= p->now - (int64_t)conf.grace * 1000000000)
+  {
+    int64_t x = mtime + (int64_t)conf.grace * 1000000000 ;
+    p->tempskept++ ;
+    if (!p->nexttemp || x < p->nexttemp) p->nexttemp = x ;
+    return ;
+  }
+  if (dryrun) say("would remove", bname, name, "abandoned temp file") ;
+  else if (unlinkat(bucketfd, name, 0) == -1 && errno != ENOENT)
+  {
+    p->errors++ ;
+    strerr_warnwusys("remove ", conf.dir, "/", bname, "/", name, ": ") ;
+    return ;
+  }
+  p->temps++ ;
+}
+
+/* What stands at the top of the relay directory besides the buckets and
+   the fifo is reported. */
+static void topjunk (pass_t *p)
+{
+  int fd = dup(p->dirfd) ;
+  DIR *d = fd >= 0 ? fdopendir(fd) : 0 ;
+  struct dirent *de ;
+  if (!d)
+  {
+    if (fd >= 0) close(fd) ;
+    return ;
+  }
+  while ((de = readdir(d)))
+  {
+    char const *s = de->d_name ;
+    int hex2 = strlen(s) == 2 && strchr("0123456789abcdef", s[0]) && strchr("0123456789abcdef", s[1]) ;
+    if (hex2 || !strcmp(s, ".") || !strcmp(s, "..") || !strcmp(s, TRIGGER_NAME)) continue ;
+    p->junk++ ;
+    if (dryrun) say("would leave", "", s, "not a bucket") ;
+    else strerr_warnw("leaving ", conf.dir, "/", s, ": not a bucket") ;
+  }
+  closedir(d) ;
+}
+
+static void summary (pass_t const *p)
+{
+  char n[6][ULONG_FMT] ;
+  if (quiet) return ;
+  n[0][ulong_fmt(n[0], p->removed)] = 0 ;
+  n[1][ulong_fmt(n[1], p->future)] = 0 ;
+  n[2][ulong_fmt(n[2], p->temps)] = 0 ;
+  n[3][ulong_fmt(n[3], p->kept)] = 0 ;
+  n[4][ulong_fmt(n[4], p->tempskept)] = 0 ;
+  n[5][ulong_fmt(n[5], p->junk)] = 0 ;
+  strerr_warni(dryrun ? "would remove " : "removed ", n[0], " expired, ", n[1], " future-dated, ", n[2], " abandoned temp; kept ", n[3], " live, ", n[4], " temp; junk ", n[5]) ;
+}
+
+/* One pass over the relay directory. Returns 0, or 111 after a message. */
+static int pass (pass_t *p)
+{
+  stralloc cachefile = STRALLOC_ZERO ;
+  scan_t s ;
+  int r ;
+  memset(p, 0, sizeof *p) ;
+  p->bfd = -1 ;
+  p->now = stamp_now() ;
+  p->dirfd = open(conf.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) ;
+  if (p->dirfd == -1)
+  {
+    strerr_warnwusys("open relay directory ", conf.dir, ": ") ;
+    p->fatal = 1 ;
+    return 111 ;
+  }
+  if (!dryrun && faccessat(p->dirfd, ".", W_OK, AT_EACCESS) == -1)
+  {
+    strerr_warnwusys("write in relay directory ", conf.dir, ": ") ;
+    close(p->dirfd) ;
+    p->fatal = 1 ;
+    return 111 ;
+  }
+  memset(&s, 0, sizeof s) ;
+  if (mkdir(conf.cache, 0700) == -1 && errno != EEXIST) s.cachefile = 0 ;
+  else if (stralloc_cats(&cachefile, conf.cache) && stralloc_cats(&cachefile, "/scan") && stralloc_0(&cachefile)) s.cachefile = cachefile.s ;
+  s.now = p->now ;
+  s.tempsbefore = p->now - (int64_t)conf.grace * 1000000000 ;
+  s.stamps = &onbucket ;
+  s.other = &onother ;
+  s.ctx = p ;
+  r = scan_relay(&s, p->dirfd) ;
+  stralloc_free(&cachefile) ;
+  if (r) { strerr_warnwusys("read relay directory ", conf.dir, ": ") ; p->fatal = 1 ; }
+  else topjunk(p) ;
+  if (p->bfd >= 0) close(p->bfd) ;
+  close(p->dirfd) ;
+  summary(p) ;
+  return r || p->errors ? 111 : 0 ;
+}
+
+/* After a pass that removed something, the cdb must drop it: run prog
+   and wait for it, or poke the relay-open service. */
+static void rebuild (char const *const *prog)
+{
+  if (prog[0])
+  {
+    int status ;
+    pid_t pid = fork() ;
+    if (pid == -1) { strerr_warnwusys("fork to run ", prog[0], ": ") ; return ; }
+    if (!pid)
+    {
+      execvp(prog[0], (char *const *)prog) ;
+      strerr_diefusys(errno == ENOENT ? 127 : 126, "exec ", prog[0], ": ") ;
+    }
+    while (waitpid(pid, &status, 0) == -1) if (errno != EINTR) { strerr_warnwusys("wait for ", prog[0], ": ") ; return ; }
+    if (!WIFEXITED(status) || WEXITSTATUS(status))
+      strerr_warnw(prog[0], " failed: expired grants stay in ", conf.cdb, " until the next rebuild") ;
+    return ;
+  }
+  {
+    int dirfd = open(conf.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) ;
+    int r = dirfd >= 0 ? trigger_poke(dirfd) : -1 ;
+    if (dirfd >= 0) close(dirfd) ;
+    if (r < 0) strerr_warnwusys("ask relay-open for a rebuild through ", conf.dir, "/" TRIGGER_NAME, ": ") ;
+    else if (!r) strerr_warnw("no relay-open -w service listens on ", conf.dir, "/" TRIGGER_NAME, ": expired grants stay in the cdb until the next rebuild") ;
+  }
+}
+
+static void onterm (int sig)
+{
+  (void)sig ;
+  stop = 1 ;
+}
+
+static int service (char const *const *prog)
+{
+  struct sigaction sa ;
+  memset(&sa, 0, sizeof sa) ;
+  sa.sa_handler = &onterm ;
+  sigemptyset(&sa.sa_mask) ;
+  sigaction(SIGTERM, &sa, 0) ;
+  sigaction(SIGINT, &sa, 0) ;
+  sigaction(SIGHUP, &sa, 0) ;
+  while (!stop)
+  {
+    pass_t p ;
+    int64_t now, wake ;
+    struct timespec ts ;
+    int code = pass(&p) ;
+    if (p.fatal) return code ;
+    if (p.removed + p.future) rebuild(prog) ;
+    now = stamp_now() ;
+    /* At the latest after a ttl, or a minute: a stamp written after this
+       pass expires after that. */
+    wake = now + (int64_t)(conf.ttl < 60 ? conf.ttl : 60) * 1000000000 ;
+    if (p.nextexpiry && p.nextexpiry < wake) wake = p.nextexpiry ;
+    if (p.nexttemp && p.nexttemp < wake) wake = p.nexttemp ;
+    wake += 10000000 ;   /* 10 ms past the deadline, so it has passed */
+    if (wake < now) wake = now ;
+    ts.tv_sec = (time_t)((wake - now) / 1000000000) ;
+    ts.tv_nsec = (long)((wake - now) % 1000000000) ;
+    if (!stop) nanosleep(&ts, 0) ;
+  }
+  return 0 ;
+}
+
+int main (int argc, char const *const *argv)
+{
+  int watch = 0 ;
+  char const *bad, *why ;
+  subgetopt l = SUBGETOPT_ZERO ;
+
+  conf_defaults(&conf) ;
+  if (!conf_env(&conf, vars, &bad, &why)) strerr_dief(100, "bad ", bad, ": ", why) ;
+  for (;;)
+  {
+    int opt = subgetopt_r(argc, argv, "+vqnwd:c:t:k:g:", &l) ;
+    char const *name = 0 ;
+    if (opt == -1) break ;
+    switch (opt)
+    {
+      case 'v' : verbose = 1 ; break ;
+      case 'q' : quiet = 1 ; break ;
+      case 'n' : dryrun = 1 ; break ;
+      case 'w' : watch = 1 ; break ;
+      case 'd' : name = "POPRELAY_DIR" ; break ;
+      case 'c' : name = "POPRELAY_CACHE" ; break ;
+      case 't' : name = "POPRELAY_TTL" ; break ;
+      case 'k' : name = "POPRELAY_SKEW" ; break ;
+      case 'g' : name = "POPRELAY_GRACE" ; break ;
+      default : strerr_dieusage(100, USAGE) ;
+    }
+    if (name && !conf_set(&conf, name, l.arg, &why))
+    {
+      char o[3] = { '-', (char)opt, 0 } ;
+      strerr_dief(100, "bad ", o, " ", l.arg, ": ", why) ;
+    }
+  }
+  argc -= l.ind ; argv += l.ind ;
+  if (watch && dryrun) strerr_dieusage(100, USAGE) ;
+
+  if (watch) return service(argv) ;
+  {
+    pass_t p ;
+    int code = pass(&p) ;
+    if (p.fatal || dryrun) return code ;
+    if (!argc)
+    {
+      if (p.removed + p.future) rebuild(argv) ;
+      return code ;
+    }
+    /* chained, djb-style: the build runs after every pass, so that a
+       cron line also catches up with anything else that changed */
+    execvp(argv[0], (char *const *)argv) ;
+    strerr_diefusys(errno == ENOENT ? 127 : 126, "exec ", argv[0], ": ") ;
+  }
+}

@@ -1,0 +1,489 @@
+/* relay-open: compile the static SMTP rules and the live grants into the
+   cdb that tcpserver -x reads.
+
+   It reads the administrator's rules (the text tcprules would compile) and
+   the stamps of the relay directory, and writes, atomically, a cdb with
+   one record per live grant first (its static record's variables plus
+   RELAYCLIENT) and then every static record as tcprules writes it. With no
+   grants the file is byte for byte what tcprules writes.
+
+   Run it once (from cron, or chained after relay-clean), or as a
+   supervised service with -w, woken through DIR/.rebuild by pop3-wrapper.
+   Builds are serialised by a lock in the cache directory; a run that finds
+   another one building leaves a request that the builder serves, so no
+   request is lost and concurrent logins cost one rebuild. */
+
+#define _DEFAULT_SOURCE  /* flock */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <skalibs/buffer.h>
+#include <skalibs/djbunix.h>
+#include <skalibs/sgetopt.h>
+#include <skalibs/stralloc.h>
+#include <skalibs/strerr.h>
+#include <skalibs/types.h>
+#include "cdbout.h"
+#include "conf.h"
+#include "rules.h"
+#include "scan.h"
+#include "stamp.h"
+#include "trigger.h"
+
+#define USAGE "relay-open [ -v ] [ -f ] [ -w | -l ] [ -d dir ] [ -c cachedir ] [ -r rules ] [ -o cdb ] [ -t ttl ] [ -k skew ] [ -n never ] [ -e vars ] [ -T ucspi-tcp|ucspi-tcp-ipv6 ]"
+
+char const *PROG = "relay-open" ;
+
+static char const *const vars[] = { "POPRELAY_DIR", "POPRELAY_CACHE", "POPRELAY_RULES", "POPRELAY_CDB", "POPRELAY_TTL", "POPRELAY_SKEW", "POPRELAY_NEVER", "POPRELAY_ENV", "POPRELAY_TCPRULES", 0 } ;
+
+static conf_t conf ;
+static int verbose = 0 ;
+static int full = 0 ;
+static volatile sig_atomic_t stop = 0 ;
+
+/* A build's verdict on one stamp: what -l prints, and what a build does. */
+#define V_GRANT 0
+#define V_EXPIRED 1
+#define V_FUTURE 2
+#define V_NEVER 3
+#define V_POLICY 4
+#define V_NOKEY 5
+#define V_DENIED 6
+
+typedef struct build_s build_t ;
+struct build_s
+{
+  rules_t rules ;
+  cdbout_t out ;
+  int listing ;
+  int dirfd ;
+  int64_t now ;
+  int64_t nextexpiry ;    /* earliest expiry among the grants, 0 if none */
+  unsigned long counts[7] ;
+  stralloc values ;       /* grant values, one per static record picked */
+  uint32_t *valoff ;      /* 1 + offset in values, per record; [0] is "no record" */
+  uint32_t *vallen ;
+  stralloc line ;
+} ;
+
+static int verdict (build_t *b, scanent_t const *e, char *key, size_t *keylen, long *rec, char const **why)
+{
+  int st = stamp_state(e->mtime, b->now, conf.ttl, conf.skew) ;
+  *rec = -1 ;
+  *why = 0 ;
+  if (st == STAMP_EXPIRED) return V_EXPIRED ;
+  if (st == STAMP_FUTURE) return V_FUTURE ;
+  *why = ip_never(&e->ip) ;
+  if (*why) return V_NEVER ;
+  if (ipnets_match(conf.never, conf.nnever, &e->ip)) return V_POLICY ;
+  *keylen = ip_fmt_key(key, &e->ip, conf.keys) ;
+  if (!*keylen) return V_NOKEY ;
+  *rec = rules_pick(&b->rules, key, *keylen) ;
+  if (*rec >= 0)
+  {
+    rule_t const *r = rules_rec(&b->rules, *rec) ;
+    if (rules_isdeny(rules_data(&b->rules, r), r->datalen)) return V_DENIED ;
+  }
+  return V_GRANT ;
+}
+
+/* the value of a grant whose static record is rec, made once per record */
+static int grantvalue (build_t *b, long rec, char const **v, size_t *len)
+{
+  size_t i = (size_t)(rec + 1) ;
+  if (!b->valoff[i])
+  {
+    size_t start = b->values.len ;
+    rule_t const *r = rec >= 0 ? rules_rec(&b->rules, rec) : 0 ;
+    if (!rules_grantvalue(&b->values, r ? rules_data(&b->rules, r) : 0, r ? r->datalen : 0, conf.env.s, conf.env.len)) return 0 ;
+    b->valoff[i] = (uint32_t)start + 1 ;
+    b->vallen[i] = (uint32_t)(b->values.len - start) ;
+  }
+  *v = b->values.s + b->valoff[i] - 1 ;
+  *len = b->vallen[i] ;
+  return 1 ;
+}
+
+static void fmttime (char *s, int64_t ns)
+{
+  time_t t = (time_t)(ns / 1000000000) ;
+  struct tm tm ;
+  if (!gmtime_r(&t, &tm) || !strftime(s, 32, "%Y-%m-%dT%H:%M:%SZ", &tm)) strcpy(s, "?") ;
+}
+
+static void listone (build_t *b, unsigned int bucket, scanent_t const *e, int v, long rec, char const *why)
+{
+  char addr[IP_FMT], bname[3], granted[32], num[UINT64_FMT], user[STAMP_FIELDMAX * 4] = "?" ;
+  static char const *const status[] = { "granted", "expired", "future", "never", "never", "no-key", "denied" } ;
+  int64_t left = stamp_expiry(e->mtime, conf.ttl) - b->now ;
+  char buf[STAMP_SIZEMAX + 1] ;
+  ip_fmt(addr, &e->ip) ;
+  stamp_bucketname(bname, bucket) ;
+  {
+    int bfd = openat(b->dirfd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) ;
+    int fd = bfd >= 0 ? openat(bfd, addr, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK) : -1 ;
+    if (bfd >= 0) close(bfd) ;
+    if (fd >= 0)
+    {
+      ssize_t r = read(fd, buf, sizeof buf) ;
+      stampinfo_t si ;
+      close(fd) ;
+      if (r >= 0 && stamp_parse(&si, buf, (size_t)r) && si.user[0])
+      {
+        /* printed escaped, as in the file: one line per grant, whatever a
+           user name holds */
+        stralloc sa = STRALLOC_ZERO ;
+        stampinfo_t only ;
+        memset(&only, 0, sizeof only) ;
+        memcpy(only.user, si.user, sizeof si.user) ;
+        if (stamp_fmt(&sa, &only) && sa.len > 6 && sa.len - 6 < sizeof user)
+        {
+          memcpy(user, sa.s + 5, sa.len - 6) ;
+          user[sa.len - 6] = 0 ;
+        }
+        stralloc_free(&sa) ;
+      }
+    }
+  }
+  fmttime(granted, e->mtime) ;
+  b->line.len = 0 ;
+  stralloc_cats(&b->line, addr) ;
+  stralloc_cats(&b->line, " user=") ; stralloc_cats(&b->line, user) ;
+  stralloc_cats(&b->line, " granted=") ; stralloc_cats(&b->line, granted) ;
+  stralloc_cats(&b->line, " expires-in=") ;
+  if (left > 0) { num[uint64_fmt(num, (uint64_t)(left / 1000000000))] = 0 ; stralloc_cats(&b->line, num) ; stralloc_cats(&b->line, "s") ; }
+  else stralloc_cats(&b->line, "0s") ;
+  stralloc_cats(&b->line, " status=") ; stralloc_cats(&b->line, status[v]) ;
+  if (v == V_DENIED && rec >= 0)
+  {
+    num[uint_fmt(num, rules_rec(&b->rules, rec)->line)] = 0 ;
+    stralloc_cats(&b->line, " rule-line=") ; stralloc_cats(&b->line, num) ;
+  }
+  if (why) { stralloc_cats(&b->line, " (") ; stralloc_cats(&b->line, why) ; stralloc_cats(&b->line, ")") ; }
+  if (v == V_POLICY) stralloc_cats(&b->line, " (in POPRELAY_NEVER)") ;
+  if (v == V_NOKEY) stralloc_cats(&b->line, " (IPv6, and POPRELAY_TCPRULES is ucspi-tcp)") ;
+  stralloc_catb(&b->line, "\n", 1) ;
+  if (!buffer_putall(buffer_1, b->line.s, b->line.len, &(size_t){ 0 }))
+    strerr_diefusys(111, "write to stdout: ") ;
+}
+
+static int onbucket (unsigned int bucket, scanent_t const *e, size_t n, void *ctx)
+{
+  build_t *b = ctx ;
+  for (size_t i = 0 ; i < n ; i++)
+  {
+    char key[IP_FMT], addr[IP_FMT] ;
+    size_t keylen = 0 ;
+    long rec ;
+    char const *why ;
+    int v = verdict(b, e + i, key, &keylen, &rec, &why) ;
+    b->counts[v]++ ;
+    if (b->listing) { listone(b, bucket, e + i, v, rec, why) ; continue ; }
+    if (v == V_GRANT)
+    {
+      char const *val ;
+      size_t vlen ;
+      int64_t exp = stamp_expiry(e[i].mtime, conf.ttl) ;
+      if (!grantvalue(b, rec, &val, &vlen)) return ENOMEM ;
+      if (!cdbout_add(&b->out, key, keylen, val, vlen)) return errno ? errno : EIO ;
+      if (!b->nextexpiry || exp < b->nextexpiry) b->nextexpiry = exp ;
+      continue ;
+    }
+    if (v <= V_FUTURE) continue ;   /* relay-clean's business */
+    ip_fmt(addr, &e[i].ip) ;
+    if (v == V_NEVER) strerr_warnw("not granting ", addr, ": it is ", why) ;
+    else if (v == V_POLICY) strerr_warnw("not granting ", addr, ": it is in POPRELAY_NEVER") ;
+    else if (v == V_NOKEY) strerr_warnw("not granting ", addr, ": ucspi-tcp has no key for IPv6 (see POPRELAY_TCPRULES)") ;
+    else
+    {
+      char num[UINT_FMT] ;
+      num[uint_fmt(num, rules_rec(&b->rules, rec)->line)] = 0 ;
+      strerr_warnw("not granting ", addr, ": ", conf.rules, ":", num, " denies it") ;
+    }
+  }
+  return 0 ;
+}
+
+static void onother (unsigned int bucket, int bucketfd, char const *name, int kind, int64_t mtime, char const *why, void *ctx)
+{
+  char bname[3] ;
+  (void)bucketfd ; (void)mtime ; (void)ctx ;
+  if (kind != SCAN_JUNK) return ;
+  stamp_bucketname(bname, bucket) ;
+  strerr_warnw("skipping ", conf.dir, "/", bname, "/", name, ": ", why) ;
+}
+
+/* Reads and parses the static rules: 0, or an exit code after a message.
+   Refusing a bad line here, before any lock, tells the one who ran us. */
+static int loadrules (rules_t *r)
+{
+  stralloc text = STRALLOC_ZERO ;
+  uint32_t line ;
+  char const *what ;
+  if (!openslurpclose(&text, conf.rules))
+  {
+    strerr_warnwusys("read ", conf.rules, ": ") ;
+    return 111 ;
+  }
+  if (!rules_parse(r, text.s, text.len, conf.keys, &line, &what))
+  {
+    char num[UINT_FMT] ;
+    stralloc_free(&text) ;
+    if (!what) { strerr_warnwusys("parse ", conf.rules, ": ") ; return 111 ; }
+    num[uint_fmt(num, line)] = 0 ;
+    strerr_warn(PROG, ": fatal: ", conf.rules, ":", num, ": ", what) ;
+    return 100 ;
+  }
+  stralloc_free(&text) ;
+  if (r->hostrules && verbose)
+    strerr_warni(conf.rules, " has host-name or TCPREMOTEINFO rules: tcpserver looks up an exact address before a host name, so a grant overrides =host rules for that address") ;
+  return 0 ;
+}
+
+/* One build or listing. Returns 0 or an exit code, after a message. */
+static int build (int listing, int64_t *nextexpiry)
+{
+  build_t b ;
+  scan_t s ;
+  int r, code = 0 ;
+  size_t n ;
+  memset(&b, 0, sizeof b) ;
+  b.dirfd = -1 ;
+  b.rules = (rules_t)RULES_ZERO ;
+  b.listing = listing ;
+  b.now = stamp_now() ;
+  code = loadrules(&b.rules) ;
+  if (code) { rules_free(&b.rules) ; return code ; }
+  n = rules_n(&b.rules) ;
+  b.valoff = calloc(n + 1, sizeof(uint32_t)) ;
+  b.vallen = calloc(n + 1, sizeof(uint32_t)) ;
+  if (!b.valoff || !b.vallen) { code = 111 ; strerr_warnwu("build: out of memory") ; goto end ; }
+
+  b.dirfd = open(conf.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) ;
+  if (b.dirfd == -1)
+  {
+    if (errno != ENOENT) { code = 111 ; strerr_warnwusys("open relay directory ", conf.dir, ": ") ; goto end ; }
+    strerr_warnw("relay directory ", conf.dir, " is missing: no grants") ;
+  }
+  if (!listing && !cdbout_start(&b.out, conf.cdb))
+  {
+    code = 111 ;
+    strerr_warnwusys("create ", cdbout_what(&b.out), ": ") ;
+    goto end ;
+  }
+
+  if (b.dirfd >= 0)
+  {
+    stralloc cachefile = STRALLOC_ZERO ;
+    memset(&s, 0, sizeof s) ;
+    if (!stralloc_cats(&cachefile, conf.cache) || !stralloc_cats(&cachefile, "/scan") || !stralloc_0(&cachefile)) r = -1 ;
+    else
+    {
+      s.cachefile = cachefile.s ;
+      s.full = full ;
+      s.now = b.now ;
+      s.stamps = &onbucket ;
+      s.other = listing ? 0 : &onother ;
+      s.ctx = &b ;
+      r = scan_relay(&s, b.dirfd) ;
+    }
+    stralloc_free(&cachefile) ;
+    if (r)
+    {
+      code = 111 ;
+      errno = r > 0 ? r : errno ;
+      strerr_warnwusys(r > 0 ? "write " : "read relay directory ", r > 0 ? cdbout_what(&b.out) : conf.dir, ": ") ;
+      if (!listing) cdbout_abort(&b.out) ;
+      goto end ;
+    }
+  }
+
+  if (listing)
+  {
+    if (!buffer_flush(buffer_1)) strerr_diefusys(111, "write to stdout: ") ;
+    goto end ;
+  }
+
+  for (size_t i = 0 ; i < n ; i++)
+  {
+    rule_t const *rec = rules_rec(&b.rules, i) ;
+    if (!cdbout_add(&b.out, rules_key(&b.rules, rec), rec->keylen, rules_data(&b.rules, rec), rec->datalen))
+    {
+      code = 111 ;
+      strerr_warnwusys("write ", cdbout_what(&b.out), ": ") ;
+      goto end ;
+    }
+  }
+  if (!cdbout_finish(&b.out))
+  {
+    code = 111 ;
+    strerr_warnwusys("write ", cdbout_what(&b.out), " and rename it to ", conf.cdb, ": ") ;
+    goto end ;
+  }
+  if (verbose)
+  {
+    char g[ULONG_FMT], st[ULONG_FMT], ex[ULONG_FMT], rr[UINT_FMT], ms[UINT64_FMT] ;
+    g[ulong_fmt(g, b.counts[V_GRANT])] = 0 ;
+    st[ulong_fmt(st, (unsigned long)n)] = 0 ;
+    ex[ulong_fmt(ex, b.counts[V_EXPIRED] + b.counts[V_FUTURE])] = 0 ;
+    rr[uint_fmt(rr, b.dirfd >= 0 ? s.st.reread : 0)] = 0 ;
+    ms[uint64_fmt(ms, (uint64_t)((stamp_now() - b.now) / 1000000))] = 0 ;
+    strerr_warni("built ", conf.cdb, ": ", g, " grants, ", st, " static records, ", ex, " stale stamps; read ", rr, " of 256 buckets; ", ms, " ms") ;
+  }
+  *nextexpiry = b.nextexpiry ;
+
+ end:
+  if (!listing) cdbout_free(&b.out) ;
+  if (b.dirfd >= 0) close(b.dirfd) ;
+  rules_free(&b.rules) ;
+  stralloc_free(&b.values) ;
+  stralloc_free(&b.line) ;
+  free(b.valoff) ;
+  free(b.vallen) ;
+  return code ;
+}
+
+/* Asks for a build and serves it, or has it served: see the top of the
+   file. The pending file is consumed by unlink, atomically, by the one
+   builder that will build after it was made; a failed build makes it
+   again, so the next run tries for itself and reports its own error. */
+static int request (int64_t *nextexpiry)
+{
+  stralloc f = STRALLOC_ZERO ;
+  size_t base ;
+  int lockfd, fd, code ;
+  if (mkdir(conf.cache, 0700) == -1 && errno != EEXIST)
+    strerr_diefusys(111, "create cache directory ", conf.cache, ": ") ;
+  if (!stralloc_cats(&f, conf.cache) || !stralloc_cats(&f, "/")) strerr_diefusys(111, "build: ") ;
+  base = f.len ;
+  if (!stralloc_cats(&f, "pending") || !stralloc_0(&f)) strerr_diefusys(111, "build: ") ;
+  fd = open(f.s, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600) ;
+  if (fd == -1) strerr_diefusys(111, "create ", f.s, ": ") ;
+  close(fd) ;
+  f.len = base ;
+  if (!stralloc_cats(&f, "lock") || !stralloc_0(&f)) strerr_diefusys(111, "build: ") ;
+  lockfd = open(f.s, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600) ;
+  if (lockfd == -1) strerr_diefusys(111, "open ", f.s, ": ") ;
+  while (flock(lockfd, LOCK_EX) == -1)
+    if (errno != EINTR || stop) strerr_diefusys(111, "lock ", f.s, ": ") ;
+  f.len = base ;
+  if (!stralloc_cats(&f, "pending") || !stralloc_0(&f)) strerr_diefusys(111, "build: ") ;
+  if (unlink(f.s) == -1)
+  {
+    if (errno != ENOENT) strerr_diefusys(111, "remove ", f.s, ": ") ;
+    code = 0 ;   /* a build that started after our request has finished */
+  }
+  else
+  {
+    code = build(0, nextexpiry) ;
+    if (code)
+    {
+      fd = open(f.s, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600) ;
+      if (fd >= 0) close(fd) ;
+    }
+  }
+  close(lockfd) ;
+  stralloc_free(&f) ;
+  return code ;
+}
+
+static void onterm (int sig)
+{
+  (void)sig ;
+  stop = 1 ;
+}
+
+/* -w: build now, then at each poke and at each grant's expiry. */
+static int service (void)
+{
+  struct sigaction sa ;
+  int dirfd, fifo ;
+  memset(&sa, 0, sizeof sa) ;
+  sa.sa_handler = &onterm ;
+  sigemptyset(&sa.sa_mask) ;
+  sigaction(SIGTERM, &sa, 0) ;
+  sigaction(SIGINT, &sa, 0) ;
+  sigaction(SIGHUP, &sa, 0) ;
+
+  dirfd = open(conf.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) ;
+  if (dirfd == -1) strerr_diefusys(111, "open relay directory ", conf.dir, ": ") ;
+  fifo = trigger_listen(dirfd) ;
+  if (fifo == -1) strerr_diefusys(111, "listen on ", conf.dir, "/" TRIGGER_NAME, ": ") ;
+  close(dirfd) ;
+  if (verbose) strerr_warni("listening on ", conf.dir, "/" TRIGGER_NAME) ;
+
+  while (!stop)
+  {
+    int64_t next = 0 ;
+    int timeout = 300000 ;   /* a rebuild at least every 5 minutes, in case the clock jumped */
+    struct pollfd p = { .fd = fifo, .events = POLLIN, .revents = 0 } ;
+    trigger_drain(fifo) ;
+    request(&next) ;
+    if (next)
+    {
+      int64_t wait = (next - stamp_now()) / 1000000 + 10 ;
+      if (wait < timeout) timeout = wait < 0 ? 0 : (int)wait ;
+    }
+    if (stop) break ;
+    if (poll(&p, 1, timeout) == -1 && errno != EINTR) strerr_diefusys(111, "poll: ") ;
+  }
+  if (verbose) strerr_warni("stopping") ;
+  return 0 ;
+}
+
+int main (int argc, char const *const *argv)
+{
+  int mode = 0 ;
+  char const *bad, *why ;
+  subgetopt l = SUBGETOPT_ZERO ;
+
+  conf_defaults(&conf) ;
+  if (!conf_env(&conf, vars, &bad, &why)) strerr_dief(100, "bad ", bad, ": ", why) ;
+  for (;;)
+  {
+    int opt = subgetopt_r(argc, argv, "vfwld:c:r:o:t:k:n:e:T:", &l) ;
+    char const *name = 0 ;
+    if (opt == -1) break ;
+    switch (opt)
+    {
+      case 'v' : verbose = 1 ; break ;
+      case 'f' : full = 1 ; break ;
+      case 'w' : if (mode == 'l') strerr_dieusage(100, USAGE) ; mode = 'w' ; break ;
+      case 'l' : if (mode == 'w') strerr_dieusage(100, USAGE) ; mode = 'l' ; break ;
+      case 'd' : name = "POPRELAY_DIR" ; break ;
+      case 'c' : name = "POPRELAY_CACHE" ; break ;
+      case 'r' : name = "POPRELAY_RULES" ; break ;
+      case 'o' : name = "POPRELAY_CDB" ; break ;
+      case 't' : name = "POPRELAY_TTL" ; break ;
+      case 'k' : name = "POPRELAY_SKEW" ; break ;
+      case 'n' : name = "POPRELAY_NEVER" ; break ;
+      case 'e' : name = "POPRELAY_ENV" ; break ;
+      case 'T' : name = "POPRELAY_TCPRULES" ; break ;
+      default : strerr_dieusage(100, USAGE) ;
+    }
+    if (name && !conf_set(&conf, name, l.arg, &why))
+    {
+      char o[3] = { '-', (char)opt, 0 } ;
+      strerr_dief(100, "bad ", o, " ", l.arg, ": ", why) ;
+    }
+  }
+  if (l.ind < argc) strerr_dieusage(100, USAGE) ;
+
+  if (mode == 'w') return service() ;
+  if (mode == 'l')
+  {
+    int64_t next ;
+    return build(1, &next) ;
+  }
+  {
+    int64_t next ;
+    return request(&next) ;
+  }
+}

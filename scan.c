@@ -1,0 +1,347 @@
+/* scan.c: the relay directory, bucket by bucket, with a cache; see scan.h. */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <skalibs/buffer.h>
+#include <skalibs/genalloc.h>
+#include <skalibs/stralloc.h>
+#include <skalibs/strerr.h>
+#include <skalibs/types.h>
+#include "scan.h"
+#include "stamp.h"
+
+static char const magic[8] = "poprlyS1" ;
+
+struct cachehdr
+{
+  char magic[8] ;
+  uint32_t buckets ;
+  uint32_t entsize ;
+} ;
+
+struct section
+{
+  uint64_t dev ;
+  uint64_t ino ;
+  int64_t mtime ;
+  int64_t ctime ;
+  int64_t oldesttemp ;
+  uint32_t n ;
+  uint32_t flags ;
+  uint32_t temps ;
+  uint32_t junk ;
+  uint64_t sum ;
+} ;
+#define SEC_VALID 1
+
+#define NS(ts) ((int64_t)(ts).tv_sec * 1000000000 + (ts).tv_nsec)
+/* how long after its last change a bucket is not recorded (see scan.h) */
+#define RACY 1000000000
+/* how many times a bucket that changes while it is read is read again */
+#define REREADS 3
+
+static uint64_t checksum (struct section const *sec, scanent_t const *e, size_t n)
+{
+  uint64_t h = 0x6a09e667f3bcc908ull ;
+  struct section s = *sec ;
+  s.sum = 0 ;
+  unsigned char const *parts[2] = { (unsigned char const *)&s, (unsigned char const *)e } ;
+  size_t lens[2] = { sizeof s, n * sizeof *e } ;
+  for (unsigned int p = 0 ; p < 2 ; p++)
+    for (size_t i = 0 ; i + 8 <= lens[p] ; i += 8)
+    {
+      uint64_t w ;
+      memcpy(&w, parts[p] + i, 8) ;
+      h = (h ^ w) * 0x9e3779b97f4a7c15ull ;
+      h ^= h >> 29 ;
+    }
+  return h ;
+}
+
+static int entcmp (void const *a, void const *b)
+{
+  return memcmp(((scanent_t const *)a)->ip.b, ((scanent_t const *)b)->ip.b, 16) ;
+}
+
+typedef struct reader_s reader_t ;
+struct reader_s
+{
+  int fd ;
+  int ok ;
+  buffer b ;
+  char buf[65536] ;
+} ;
+
+static int getn (buffer *b, void *s, size_t n)
+{
+  size_t w = 0 ;
+  return buffer_getall(b, s, n, &w) > 0 && w == n ;
+}
+
+static void reader_open (reader_t *r, char const *file)
+{
+  struct cachehdr h ;
+  r->ok = 0 ;
+  r->fd = file ? open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1 ;
+  if (r->fd == -1) return ;
+  buffer_init(&r->b, &fd_readv, r->fd, r->buf, sizeof r->buf) ;
+  if (!getn(&r->b, &h, sizeof h)) return ;
+  if (memcmp(h.magic, magic, 8) || h.buckets != STAMP_BUCKETS || h.entsize != sizeof(scanent_t)) return ;
+  r->ok = 1 ;
+}
+
+/* the next section, its entries in sa; 0 and r->ok cleared if unusable */
+static int reader_next (reader_t *r, struct section *sec, stralloc *sa)
+{
+  if (!r->ok) return 0 ;
+  sa->len = 0 ;
+  if (!getn(&r->b, sec, sizeof *sec) || sec->n > (1u << 28)
+   || !stralloc_ready(sa, (size_t)sec->n * sizeof(scanent_t))
+   || !getn(&r->b, sa->s, (size_t)sec->n * sizeof(scanent_t))
+   || checksum(sec, (scanent_t const *)sa->s, sec->n) != sec->sum)
+  {
+    r->ok = 0 ;
+    return 0 ;
+  }
+  sa->len = (size_t)sec->n * sizeof(scanent_t) ;
+  return 1 ;
+}
+
+typedef struct writer_s writer_t ;
+struct writer_s
+{
+  int fd ;
+  buffer b ;
+  stralloc tmp ;
+  char buf[65536] ;
+} ;
+
+static void writer_open (writer_t *w, char const *file)
+{
+  char pid[PID_FMT] ;
+  struct cachehdr h ;
+  size_t w_ ;
+  w->fd = -1 ;
+  w->tmp = stralloc_zero ;
+  if (!file) return ;
+  pid[pid_fmt(pid, getpid())] = 0 ;
+  if (!stralloc_cats(&w->tmp, file) || !stralloc_cats(&w->tmp, ".tmp.") || !stralloc_cats(&w->tmp, pid) || !stralloc_0(&w->tmp)) return ;
+  unlink(w->tmp.s) ;
+  w->fd = open(w->tmp.s, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600) ;
+  if (w->fd == -1)
+  {
+    strerr_warnwusys("write the scan cache ", w->tmp.s, ": ") ;
+    return ;
+  }
+  buffer_init(&w->b, &fd_writev, w->fd, w->buf, sizeof w->buf) ;
+  memcpy(h.magic, magic, 8) ;
+  h.buckets = STAMP_BUCKETS ;
+  h.entsize = sizeof(scanent_t) ;
+  if (!buffer_putall(&w->b, (char *)&h, sizeof h, &w_)) w->fd = -2 ;
+}
+
+static void writer_put (writer_t *w, struct section *sec, scanent_t const *e)
+{
+  size_t w_ = 0, w2 = 0 ;
+  if (w->fd < 0) return ;
+  sec->sum = checksum(sec, e, sec->n) ;
+  if (!buffer_putall(&w->b, (char *)sec, sizeof *sec, &w_)
+   || !buffer_putall(&w->b, (char const *)e, (size_t)sec->n * sizeof *e, &w2))
+  {
+    strerr_warnwusys("write the scan cache ", w->tmp.s, ": ") ;
+    close(w->fd) ;
+    unlink(w->tmp.s) ;
+    w->fd = -1 ;
+  }
+}
+
+static void writer_close (writer_t *w, char const *file, int commit)
+{
+  if (w->fd == -2) { commit = 0 ; w->fd = buffer_getfd(&w->b) ; }
+  if (w->fd >= 0)
+  {
+    if (commit && (!buffer_flush(&w->b) || close(w->fd) == -1 || rename(w->tmp.s, file) == -1))
+    {
+      strerr_warnwusys("write the scan cache ", w->tmp.s, ": ") ;
+      commit = 0 ;
+    }
+    else if (!commit) close(w->fd) ;
+    if (!commit) unlink(w->tmp.s) ;
+  }
+  stralloc_free(&w->tmp) ;
+}
+
+static char const *junkwhy (mode_t m)
+{
+  if (S_ISLNK(m)) return "a symbolic link" ;
+  if (S_ISDIR(m)) return "a directory" ;
+  return "not a regular file" ;
+}
+
+/* Reads one bucket directory into ents; the section records its state.
+   Returns 1, or 0 with errno. */
+static int reread (scan_t *s, int dirfd, char const *bname, unsigned int b, struct section *sec, stralloc *ents)
+{
+  int bfd = openat(dirfd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) ;
+  struct stat before, after ;
+  unsigned int tries = 0 ;
+  if (bfd == -1) return 0 ;
+  for (;;)
+  {
+    DIR *d ;
+    int fd2 ;
+    if (fstat(bfd, &before) == -1) goto err ;
+    fd2 = dup(bfd) ;
+    if (fd2 == -1) goto err ;
+    d = fdopendir(fd2) ;
+    if (!d) { close(fd2) ; goto err ; }
+    ents->len = 0 ;
+    sec->temps = sec->junk = 0 ;
+    sec->oldesttemp = 0 ;
+    for (;;)
+    {
+      struct dirent *de ;
+      struct stat st ;
+      char const *name ;
+      size_t len ;
+      scanent_t e ;
+      errno = 0 ;
+      de = readdir(d) ;
+      if (!de) break ;
+      name = de->d_name ;
+      if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]))) continue ;
+      len = strlen(name) ;
+      if (len > STAMP_TMPPREFIXLEN && !memcmp(name, STAMP_TMPPREFIX, STAMP_TMPPREFIXLEN))
+      {
+        if (fstatat(bfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1) continue ;
+        if (!sec->temps || NS(st.st_mtim) < sec->oldesttemp) sec->oldesttemp = NS(st.st_mtim) ;
+        sec->temps++ ;
+        if (s->other) (*s->other)(b, bfd, name, SCAN_TEMP, NS(st.st_mtim), 0, s->ctx) ;
+        continue ;
+      }
+      if (!stamp_scanname(&e.ip, name, len, b))
+      {
+        sec->junk++ ;
+        if (s->other) (*s->other)(b, bfd, name, SCAN_JUNK, 0, "not the name of a stamp in this bucket", s->ctx) ;
+        continue ;
+      }
+      if (fstatat(bfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+      {
+        if (errno == ENOENT) continue ;
+        goto errd ;
+      }
+      if (!S_ISREG(st.st_mode) || faccessat(bfd, name, R_OK, AT_EACCESS) == -1)
+      {
+        sec->junk++ ;
+        if (s->other) (*s->other)(b, bfd, name, SCAN_JUNK, 0, S_ISREG(st.st_mode) ? "unreadable" : junkwhy(st.st_mode), s->ctx) ;
+        continue ;
+      }
+      e.mtime = NS(st.st_mtim) ;
+      if (!stralloc_catb(ents, (char *)&e, sizeof e)) goto errd ;
+    }
+    if (errno) goto errd ;
+    closedir(d) ;
+    if (fstat(bfd, &after) == -1) goto err ;
+    if ((NS(after.st_mtim) == NS(before.st_mtim) && NS(after.st_ctim) == NS(before.st_ctim)) || ++tries >= REREADS) break ;
+    continue ;
+   errd:
+    {
+      int e = errno ;
+      closedir(d) ;
+      errno = e ;
+      goto err ;
+    }
+  }
+  close(bfd) ;
+  qsort(ents->s, ents->len / sizeof(scanent_t), sizeof(scanent_t), &entcmp) ;
+  sec->dev = before.st_dev ;
+  sec->ino = before.st_ino ;
+  sec->mtime = NS(before.st_mtim) ;
+  sec->ctime = NS(before.st_ctim) ;
+  sec->n = (uint32_t)(ents->len / sizeof(scanent_t)) ;
+  sec->flags = 0 ;
+  if (NS(after.st_mtim) == sec->mtime && NS(after.st_ctim) == sec->ctime
+   && sec->mtime < s->now - RACY && sec->ctime < s->now - RACY)
+    sec->flags = SEC_VALID ;
+  return 1 ;
+
+ err:
+  {
+    int e = errno ;
+    close(bfd) ;
+    errno = e ;
+  }
+  return 0 ;
+}
+
+int scan_relay (scan_t *s, int dirfd)
+{
+  reader_t *r = malloc(sizeof *r) ;
+  writer_t *w = malloc(sizeof *w) ;
+  stralloc cached = STRALLOC_ZERO, fresh = STRALLOC_ZERO ;
+  int ret = 0 ;
+  if (!r || !w) { free(r) ; free(w) ; return -1 ; }
+  memset(&s->st, 0, sizeof s->st) ;
+  reader_open(r, s->full ? 0 : s->cachefile) ;
+  writer_open(w, s->cachefile) ;
+
+  for (unsigned int b = 0 ; b < STAMP_BUCKETS ; b++)
+  {
+    char bname[3] ;
+    struct stat st ;
+    struct section old, sec ;
+    stralloc *use = &fresh ;
+    int have = reader_next(r, &old, &cached) ;
+    memset(&sec, 0, sizeof sec) ;
+    stamp_bucketname(bname, b) ;
+    if (fstatat(dirfd, bname, &st, AT_SYMLINK_NOFOLLOW) == -1)
+    {
+      if (errno != ENOENT) { ret = -1 ; break ; }
+      fresh.len = 0 ;
+    }
+    else if (!S_ISDIR(st.st_mode))
+    {
+      s->st.junk++ ;
+      if (s->other) (*s->other)(b, dirfd, bname, SCAN_JUNK, 0, junkwhy(st.st_mode), s->ctx) ;
+      fresh.len = 0 ;
+    }
+    else if (have && (old.flags & SEC_VALID) && old.dev == (uint64_t)st.st_dev && old.ino == (uint64_t)st.st_ino
+          && old.mtime == NS(st.st_mtim) && old.ctime == NS(st.st_ctim)
+          && !(s->tempsbefore && old.temps && old.oldesttemp < s->tempsbefore))
+    {
+      sec = old ;
+      use = &cached ;
+      s->st.cached++ ;
+    }
+    else
+    {
+      if (!reread(s, dirfd, bname, b, &sec, &fresh)) { ret = -1 ; break ; }
+      s->st.reread++ ;
+    }
+    s->st.temps += sec.temps ;
+    s->st.junk += sec.junk ;
+    sec.n = (uint32_t)(use->len / sizeof(scanent_t)) ;
+    s->st.stamps += sec.n ;
+    writer_put(w, &sec, (scanent_t const *)use->s) ;
+    ret = (*s->stamps)(b, (scanent_t const *)use->s, sec.n, s->ctx) ;
+    if (ret) break ;
+  }
+
+  {
+    int e = errno ;
+    writer_close(w, s->cachefile, !ret) ;
+    if (r->fd >= 0) close(r->fd) ;
+    errno = e ;
+  }
+  stralloc_free(&cached) ;
+  stralloc_free(&fresh) ;
+  free(r) ;
+  free(w) ;
+  return ret ;
+}

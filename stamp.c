@@ -1,0 +1,182 @@
+/* stamp.c: stamp names, the age rule, contents, atomic write; see stamp.h. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <skalibs/allreadwrite.h>
+#include <skalibs/random.h>
+#include <skalibs/types.h>
+#include "stamp.h"
+
+unsigned int stamp_bucket (ip_t const *ip)
+{
+  uint32_t h = 2166136261u ;
+  for (unsigned int i = 0 ; i < 16 ; i++) { h ^= ip->b[i] ; h *= 16777619u ; }
+  return (h ^ h >> 8 ^ h >> 16 ^ h >> 24) & 0xff ;
+}
+
+void stamp_bucketname (char *s, unsigned int bucket)
+{
+  static char const hex[] = "0123456789abcdef" ;
+  s[0] = hex[bucket >> 4 & 15] ;
+  s[1] = hex[bucket & 15] ;
+  s[2] = 0 ;
+}
+
+int stamp_scanname (ip_t *ip, char const *name, size_t len, unsigned int bucket)
+{
+  char canon[IP_FMT] ;
+  ip_t a ;
+  if (!ip_scan(&a, name, len)) return 0 ;
+  if (ip_fmt(canon, &a) != len || memcmp(canon, name, len)) return 0 ;
+  if (stamp_bucket(&a) != bucket) return 0 ;
+  *ip = a ;
+  return 1 ;
+}
+
+int stamp_state (int64_t mtime, int64_t now, unsigned int ttl, unsigned int skew)
+{
+  if (mtime > now + (int64_t)skew * 1000000000) return STAMP_FUTURE ;
+  if (now >= stamp_expiry(mtime, ttl)) return STAMP_EXPIRED ;
+  return STAMP_LIVE ;
+}
+
+/* The wall clock, the one file times are written with: a grant's age is
+   the difference between the two, so they must come from the same clock. */
+int64_t stamp_now (void)
+{
+  struct timespec ts ;
+  clock_gettime(CLOCK_REALTIME, &ts) ;
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec ;
+}
+
+static char const *const fieldnames[] = { "user", "uid", "time", "service", "local", "via" } ;
+#define NFIELDS 6
+
+static char *field (stampinfo_t *si, unsigned int i, size_t *max)
+{
+  switch (i)
+  {
+    case 0 : *max = sizeof si->user ; return si->user ;
+    case 1 : *max = sizeof si->uid ; return si->uid ;
+    case 2 : *max = sizeof si->time ; return si->time ;
+    case 3 : *max = sizeof si->service ; return si->service ;
+    case 4 : *max = sizeof si->local ; return si->local ;
+    default : *max = sizeof si->via ; return si->via ;
+  }
+}
+
+static int plain (unsigned char c)
+{
+  return c > 0x20 && c < 0x7f && c != '\\' ;
+}
+
+int stamp_fmt (stralloc *sa, stampinfo_t const *si)
+{
+  static char const hex[] = "0123456789abcdef" ;
+  for (unsigned int i = 0 ; i < NFIELDS ; i++)
+  {
+    size_t max ;
+    char const *v = field((stampinfo_t *)si, i, &max) ;
+    if (!v[0]) continue ;
+    if (!stralloc_cats(sa, fieldnames[i]) || !stralloc_catb(sa, " ", 1)) return 0 ;
+    for (size_t j = 0 ; j < max && v[j] ; j++)
+    {
+      unsigned char c = (unsigned char)v[j] ;
+      if (plain(c)) { if (!stralloc_catb(sa, (char *)&c, 1)) return 0 ; }
+      else
+      {
+        char e[4] = { '\\', 'x', hex[c >> 4], hex[c & 15] } ;
+        if (!stralloc_catb(sa, e, 4)) return 0 ;
+      }
+    }
+    if (!stralloc_catb(sa, "\n", 1)) return 0 ;
+  }
+  return 1 ;
+}
+
+static int unhex (char c)
+{
+  if (c >= '0' && c <= '9') return c - '0' ;
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10 ;
+  return -1 ;
+}
+
+int stamp_parse (stampinfo_t *si, char const *s, size_t len)
+{
+  unsigned int seen = 0 ;
+  size_t pos = 0 ;
+  memset(si, 0, sizeof *si) ;
+  if (len > STAMP_SIZEMAX) return 0 ;
+  while (pos < len)
+  {
+    char const *nl = memchr(s + pos, '\n', len - pos) ;
+    char const *sp ;
+    size_t end, max, n = 0 ;
+    unsigned int i ;
+    char *v ;
+    if (!nl) return 0 ;
+    end = (size_t)(nl - s) ;
+    sp = memchr(s + pos, ' ', end - pos) ;
+    if (!sp) return 0 ;
+    for (i = 0 ; i < NFIELDS ; i++)
+      if (strlen(fieldnames[i]) == (size_t)(sp - s) - pos && !memcmp(fieldnames[i], s + pos, (size_t)(sp - s) - pos)) break ;
+    if (i == NFIELDS || seen & (1u << i)) return 0 ;
+    seen |= 1u << i ;
+    v = field(si, i, &max) ;
+    for (size_t j = (size_t)(sp - s) + 1 ; j < end ; )
+    {
+      unsigned char c = (unsigned char)s[j] ;
+      if (plain(c)) j++ ;
+      else if (c == '\\' && end - j >= 4 && s[j+1] == 'x' && unhex(s[j+2]) >= 0 && unhex(s[j+3]) >= 0)
+      {
+        c = (unsigned char)(unhex(s[j+2]) << 4 | unhex(s[j+3])) ;
+        if (!c || plain(c)) return 0 ;   /* only what stamp_fmt escapes */
+        j += 4 ;
+      }
+      else return 0 ;
+      if (n + 1 >= max) return 0 ;
+      v[n++] = (char)c ;
+    }
+    if (!n) return 0 ;
+    pos = end + 1 ;
+  }
+  return 1 ;
+}
+
+int stamp_write (int bucketfd, char const *name, char const *s, size_t len)
+{
+  char tmp[STAMP_TMPPREFIXLEN + PID_FMT + 1 + 16 + 1] ;
+  size_t n = STAMP_TMPPREFIXLEN ;
+  int fd, e ;
+  memcpy(tmp, STAMP_TMPPREFIX, n) ;
+  n += pid_fmt(tmp + n, getpid()) ;
+  tmp[n++] = '.' ;
+  {
+    static char const hex[] = "0123456789abcdef" ;
+    unsigned char r[8] ;
+    random_buf((char *)r, sizeof r) ;
+    for (unsigned int i = 0 ; i < 8 ; i++) { tmp[n++] = hex[r[i] >> 4] ; tmp[n++] = hex[r[i] & 15] ; }
+  }
+  tmp[n] = 0 ;
+  fd = openat(bucketfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600) ;
+  if (fd == -1) return 0 ;
+  if (allwrite(fd, s, len) < len) goto err ;
+  /* mode 0640 whatever the umask: relay-open and relay-clean read it */
+  if (fchmod(fd, 0640) == -1) goto err ;
+  if (close(fd) == -1) { fd = -1 ; goto err ; }
+  fd = -1 ;
+  if (renameat(bucketfd, tmp, bucketfd, name) == -1) goto err ;
+  return 1 ;
+
+ err:
+  e = errno ;
+  if (fd >= 0) close(fd) ;
+  unlinkat(bucketfd, tmp, 0) ;
+  errno = e ;
+  return 0 ;
+}
