@@ -121,8 +121,8 @@ static void grant (conf_t const *c, char const *service, char const *next)
   }
 
   dirfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) ;
-  if (dirfd == -1) { strerr_warnwusys("open relay directory ", c->dir, ": ") ; return ; }
-  if (fstat(dirfd, &st) == -1) { strerr_warnwusys("stat relay directory ", c->dir, ": ") ; goto closedir ; }
+  if (dirfd == -1) { strerr_warnwusys("open relay directory ", c->dir) ; return ; }
+  if (fstat(dirfd, &st) == -1) { strerr_warnwusys("stat relay directory ", c->dir) ; goto closedir ; }
   /* Set-gid, the environment is the user's: the directory must be one
      that only our group can write, which the user cannot make. */
   if (privileged && (st.st_gid != getegid() || st.st_mode & S_IWOTH))
@@ -133,9 +133,9 @@ static void grant (conf_t const *c, char const *service, char const *next)
 
   stamp_bucketname(bname, stamp_bucket(&p.ip)) ;
   bfd = openbucket(dirfd, bname, &st) ;
-  if (bfd == -1) { strerr_warnwusys("open ", c->dir, "/", bname, ": ") ; goto closedir ; }
+  if (bfd == -1) { strerr_warnwusys("open ", c->dir, "/", bname) ; goto closedir ; }
   locked = lockbucket(bfd) ;
-  if (!locked) strerr_warnwusys("lock ", c->dir, "/", bname, " (writing the stamp anyway): ") ;
+  if (!locked) strerr_warnwusys("lock ", c->dir, "/", bname, " (writing the stamp anyway)") ;
 
   now = stamp_now() ;
   {
@@ -153,7 +153,7 @@ static void grant (conf_t const *c, char const *service, char const *next)
   copyfield(si.via, sizeof si.via, p.via) ;
   if (!stamp_fmt(&sa, &si) || !stamp_write(bfd, addr, sa.s, sa.len))
   {
-    strerr_warnwusys("write stamp ", c->dir, "/", bname, "/", addr, ": ") ;
+    strerr_warnwusys("write stamp ", c->dir, "/", bname, "/", addr) ;
     goto closebucket ;
   }
   close(bfd) ;   /* and unlock: the stamp is in place */
@@ -164,7 +164,7 @@ static void grant (conf_t const *c, char const *service, char const *next)
   {
     int r = trigger_poke(dirfd) ;
     strerr_warni("granted ", addr, " to ", si.user[0] ? si.user : "?", " uid ", si.uid) ;
-    if (r < 0) strerr_warnwusys("ask relay-open for a rebuild through ", c->dir, "/" TRIGGER_NAME, ": ") ;
+    if (r < 0) strerr_warnwusys("ask relay-open for a rebuild through ", c->dir, "/" TRIGGER_NAME) ;
     else if (!r) strerr_warnw("no relay-open -w service listens on ", c->dir, "/" TRIGGER_NAME, ": the grant waits for the next rebuild") ;
   }
 
@@ -185,7 +185,7 @@ int main (int argc, char const *const *argv)
 
   /* Set-gid, a closed 0, 1 or 2 would let a file we open take its
      place and receive our messages. */
-  if (!fd_sanitize()) strerr_diefusys(111, "open /dev/null: ") ;
+  if (!fd_sanitize()) strerr_diefusys(111, "open /dev/null") ;
 
   conf_defaults(&c) ;
   if (!conf_env(&c, vars, &bad, &why))
@@ -227,13 +227,13 @@ int main (int argc, char const *const *argv)
     gid_t g = getgid() ;
     uid_t u = getuid() ;
     if (setresgid(g, g, g) == -1 || setresuid(u, u, u) == -1)
-      strerr_diefusys(111, "drop privileges before running ", argv[0], ": ") ;
+      strerr_diefusys(111, "drop privileges before running ", argv[0]) ;
   }
   execvp(argv[0], (char *const *)argv) ;
   {
     int e = errno ;
     int code = e == ENOENT || e == ENOTDIR ? 127
              : e == ENOMEM || e == EAGAIN || e == ETXTBSY || e == EMFILE || e == ENFILE || e == EIO ? 111 : 126 ;
-    strerr_diefusys(code, "exec ", argv[0], ": ") ;
+    strerr_diefusys(code, "exec ", argv[0]) ;
   }
 }

@@ -68,7 +68,7 @@ static void say (char const *what, char const *bname, char const *name, char con
    || (why && (!stralloc_cats(&sa, " (") || !stralloc_cats(&sa, why) || !stralloc_cats(&sa, ")")))
    || !stralloc_catb(&sa, "\n", 1)
    || !buffer_putall(buffer_1, sa.s, sa.len, &w) || !buffer_flush(buffer_1))
-    strerr_diefusys(111, "write to stdout: ") ;
+    strerr_diefusys(111, "write to stdout") ;
   stralloc_free(&sa) ;
 }
 
@@ -116,7 +116,7 @@ static void expire (pass_t *p, unsigned int bucket, ip_t const *ip)
   return ;
  err:
   p->errors++ ;
-  strerr_warnwusys("remove ", conf.dir, "/", bname, "/", name, ": ") ;
+  strerr_warnwusys("remove ", conf.dir, "/", bname, "/", name) ;
 }
 
 static int onbucket (unsigned int bucket, scanent_t const *e, size_t n, void *ctx)
@@ -158,34 +158,18 @@ static void onother (unsigned int bucket, int bucketfd, char const *name, int ki
   else if (unlinkat(bucketfd, name, 0) == -1 && errno != ENOENT)
   {
     p->errors++ ;
-    strerr_warnwusys("remove ", conf.dir, "/", bname, "/", name, ": ") ;
+    strerr_warnwusys("remove ", conf.dir, "/", bname, "/", name) ;
     return ;
   }
   p->temps++ ;
 }
 
-/* What stands at the top of the relay directory besides the buckets and
-   the fifo is reported. */
-static void topjunk (pass_t *p)
+static void ontopjunk (char const *name, void *ctx)
 {
-  int fd = dup(p->dirfd) ;
-  DIR *d = fd >= 0 ? fdopendir(fd) : 0 ;
-  struct dirent *de ;
-  if (!d)
-  {
-    if (fd >= 0) close(fd) ;
-    return ;
-  }
-  while ((de = readdir(d)))
-  {
-    char const *s = de->d_name ;
-    int hex2 = strlen(s) == 2 && strchr("0123456789abcdef", s[0]) && strchr("0123456789abcdef", s[1]) ;
-    if (hex2 || !strcmp(s, ".") || !strcmp(s, "..") || !strcmp(s, TRIGGER_NAME)) continue ;
-    p->junk++ ;
-    if (dryrun) say("would leave", "", s, "not a bucket") ;
-    else strerr_warnw("leaving ", conf.dir, "/", s, ": not a bucket") ;
-  }
-  closedir(d) ;
+  pass_t *p = ctx ;
+  p->junk++ ;
+  if (dryrun) say("would leave", "", name, "not a bucket") ;
+  else strerr_warnw("leaving ", conf.dir, "/", name, ": not a bucket") ;
 }
 
 static void summary (pass_t const *p)
@@ -213,13 +197,13 @@ static int pass (pass_t *p)
   p->dirfd = open(conf.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) ;
   if (p->dirfd == -1)
   {
-    strerr_warnwusys("open relay directory ", conf.dir, ": ") ;
+    strerr_warnwusys("open relay directory ", conf.dir) ;
     p->fatal = 1 ;
     return 111 ;
   }
   if (!dryrun && faccessat(p->dirfd, ".", W_OK, AT_EACCESS) == -1)
   {
-    strerr_warnwusys("write in relay directory ", conf.dir, ": ") ;
+    strerr_warnwusys("write in relay directory ", conf.dir) ;
     close(p->dirfd) ;
     p->fatal = 1 ;
     return 111 ;
@@ -234,8 +218,8 @@ static int pass (pass_t *p)
   s.ctx = p ;
   r = scan_relay(&s, p->dirfd) ;
   stralloc_free(&cachefile) ;
-  if (r) { strerr_warnwusys("read relay directory ", conf.dir, ": ") ; p->fatal = 1 ; }
-  else topjunk(p) ;
+  if (r) { strerr_warnwusys("read relay directory ", conf.dir) ; p->fatal = 1 ; }
+  else scan_topjunk(p->dirfd, &ontopjunk, p) ;
   if (p->bfd >= 0) close(p->bfd) ;
   close(p->dirfd) ;
   summary(p) ;
@@ -250,13 +234,13 @@ static void rebuild (char const *const *prog)
   {
     int status ;
     pid_t pid = fork() ;
-    if (pid == -1) { strerr_warnwusys("fork to run ", prog[0], ": ") ; return ; }
+    if (pid == -1) { strerr_warnwusys("fork to run ", prog[0]) ; return ; }
     if (!pid)
     {
       execvp(prog[0], (char *const *)prog) ;
-      strerr_diefusys(errno == ENOENT ? 127 : 126, "exec ", prog[0], ": ") ;
+      strerr_diefusys(errno == ENOENT ? 127 : 126, "exec ", prog[0]) ;
     }
-    while (waitpid(pid, &status, 0) == -1) if (errno != EINTR) { strerr_warnwusys("wait for ", prog[0], ": ") ; return ; }
+    while (waitpid(pid, &status, 0) == -1) if (errno != EINTR) { strerr_warnwusys("wait for ", prog[0]) ; return ; }
     if (!WIFEXITED(status) || WEXITSTATUS(status))
       strerr_warnw(prog[0], " failed: expired grants stay in ", conf.cdb, " until the next rebuild") ;
     return ;
@@ -265,7 +249,7 @@ static void rebuild (char const *const *prog)
     int dirfd = open(conf.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) ;
     int r = dirfd >= 0 ? trigger_poke(dirfd) : -1 ;
     if (dirfd >= 0) close(dirfd) ;
-    if (r < 0) strerr_warnwusys("ask relay-open for a rebuild through ", conf.dir, "/" TRIGGER_NAME, ": ") ;
+    if (r < 0) strerr_warnwusys("ask relay-open for a rebuild through ", conf.dir, "/" TRIGGER_NAME) ;
     else if (!r) strerr_warnw("no relay-open -w service listens on ", conf.dir, "/" TRIGGER_NAME, ": expired grants stay in the cdb until the next rebuild") ;
   }
 }
@@ -356,6 +340,6 @@ int main (int argc, char const *const *argv)
     /* chained, djb-style: the build runs after every pass, so that a
        cron line also catches up with anything else that changed */
     execvp(argv[0], (char *const *)argv) ;
-    strerr_diefusys(errno == ENOENT ? 127 : 126, "exec ", argv[0], ": ") ;
+    strerr_diefusys(errno == ENOENT ? 127 : 126, "exec ", argv[0]) ;
   }
 }

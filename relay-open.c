@@ -171,7 +171,7 @@ static void listone (build_t *b, unsigned int bucket, scanent_t const *e, int v,
   if (v == V_NOKEY) stralloc_cats(&b->line, " (IPv6, and POPRELAY_TCPRULES is ucspi-tcp)") ;
   stralloc_catb(&b->line, "\n", 1) ;
   if (!buffer_putall(buffer_1, b->line.s, b->line.len, &(size_t){ 0 }))
-    strerr_diefusys(111, "write to stdout: ") ;
+    strerr_diefusys(111, "write to stdout") ;
 }
 
 static int onbucket (unsigned int bucket, scanent_t const *e, size_t n, void *ctx)
@@ -220,6 +220,12 @@ static void onother (unsigned int bucket, int bucketfd, char const *name, int ki
   strerr_warnw("skipping ", conf.dir, "/", bname, "/", name, ": ", why) ;
 }
 
+static void ontopjunk (char const *name, void *ctx)
+{
+  (void)ctx ;
+  strerr_warnw("skipping ", conf.dir, "/", name, ": not a bucket") ;
+}
+
 /* Reads and parses the static rules: 0, or an exit code after a message.
    Refusing a bad line here, before any lock, tells the one who ran us. */
 static int loadrules (rules_t *r)
@@ -229,14 +235,14 @@ static int loadrules (rules_t *r)
   char const *what ;
   if (!openslurpclose(&text, conf.rules))
   {
-    strerr_warnwusys("read ", conf.rules, ": ") ;
+    strerr_warnwusys("read ", conf.rules) ;
     return 111 ;
   }
   if (!rules_parse(r, text.s, text.len, conf.keys, &line, &what))
   {
     char num[UINT_FMT] ;
     stralloc_free(&text) ;
-    if (!what) { strerr_warnwusys("parse ", conf.rules, ": ") ; return 111 ; }
+    if (!what) { strerr_warnwusys("parse ", conf.rules) ; return 111 ; }
     num[uint_fmt(num, line)] = 0 ;
     strerr_warn(PROG, ": fatal: ", conf.rules, ":", num, ": ", what) ;
     return 100 ;
@@ -269,13 +275,13 @@ static int build (int listing, int64_t *nextexpiry)
   b.dirfd = open(conf.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) ;
   if (b.dirfd == -1)
   {
-    if (errno != ENOENT) { code = 111 ; strerr_warnwusys("open relay directory ", conf.dir, ": ") ; goto end ; }
+    if (errno != ENOENT) { code = 111 ; strerr_warnwusys("open relay directory ", conf.dir) ; goto end ; }
     strerr_warnw("relay directory ", conf.dir, " is missing: no grants") ;
   }
   if (!listing && !cdbout_start(&b.out, conf.cdb))
   {
     code = 111 ;
-    strerr_warnwusys("create ", cdbout_what(&b.out), ": ") ;
+    strerr_warnwusys("create ", cdbout_what(&b.out)) ;
     goto end ;
   }
 
@@ -293,13 +299,14 @@ static int build (int listing, int64_t *nextexpiry)
       s.other = listing ? 0 : &onother ;
       s.ctx = &b ;
       r = scan_relay(&s, b.dirfd) ;
+      if (!r && !listing) scan_topjunk(b.dirfd, &ontopjunk, 0) ;
     }
     stralloc_free(&cachefile) ;
     if (r)
     {
       code = 111 ;
       errno = r > 0 ? r : errno ;
-      strerr_warnwusys(r > 0 ? "write " : "read relay directory ", r > 0 ? cdbout_what(&b.out) : conf.dir, ": ") ;
+      strerr_warnwusys(r > 0 ? "write " : "read relay directory ", r > 0 ? cdbout_what(&b.out) : conf.dir) ;
       if (!listing) cdbout_abort(&b.out) ;
       goto end ;
     }
@@ -307,7 +314,7 @@ static int build (int listing, int64_t *nextexpiry)
 
   if (listing)
   {
-    if (!buffer_flush(buffer_1)) strerr_diefusys(111, "write to stdout: ") ;
+    if (!buffer_flush(buffer_1)) strerr_diefusys(111, "write to stdout") ;
     goto end ;
   }
 
@@ -317,14 +324,14 @@ static int build (int listing, int64_t *nextexpiry)
     if (!cdbout_add(&b.out, rules_key(&b.rules, rec), rec->keylen, rules_data(&b.rules, rec), rec->datalen))
     {
       code = 111 ;
-      strerr_warnwusys("write ", cdbout_what(&b.out), ": ") ;
+      strerr_warnwusys("write ", cdbout_what(&b.out)) ;
       goto end ;
     }
   }
   if (!cdbout_finish(&b.out))
   {
     code = 111 ;
-    strerr_warnwusys("write ", cdbout_what(&b.out), " and rename it to ", conf.cdb, ": ") ;
+    strerr_warnwusys("write ", cdbout_what(&b.out), " and rename it to ", conf.cdb) ;
     goto end ;
   }
   if (verbose)
@@ -360,24 +367,24 @@ static int request (int64_t *nextexpiry)
   size_t base ;
   int lockfd, fd, code ;
   if (mkdir(conf.cache, 0700) == -1 && errno != EEXIST)
-    strerr_diefusys(111, "create cache directory ", conf.cache, ": ") ;
-  if (!stralloc_cats(&f, conf.cache) || !stralloc_cats(&f, "/")) strerr_diefusys(111, "build: ") ;
+    strerr_diefusys(111, "create cache directory ", conf.cache) ;
+  if (!stralloc_cats(&f, conf.cache) || !stralloc_cats(&f, "/")) strerr_diefusys(111, "build") ;
   base = f.len ;
-  if (!stralloc_cats(&f, "pending") || !stralloc_0(&f)) strerr_diefusys(111, "build: ") ;
+  if (!stralloc_cats(&f, "pending") || !stralloc_0(&f)) strerr_diefusys(111, "build") ;
   fd = open(f.s, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600) ;
-  if (fd == -1) strerr_diefusys(111, "create ", f.s, ": ") ;
+  if (fd == -1) strerr_diefusys(111, "create ", f.s) ;
   close(fd) ;
   f.len = base ;
-  if (!stralloc_cats(&f, "lock") || !stralloc_0(&f)) strerr_diefusys(111, "build: ") ;
+  if (!stralloc_cats(&f, "lock") || !stralloc_0(&f)) strerr_diefusys(111, "build") ;
   lockfd = open(f.s, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600) ;
-  if (lockfd == -1) strerr_diefusys(111, "open ", f.s, ": ") ;
+  if (lockfd == -1) strerr_diefusys(111, "open ", f.s) ;
   while (flock(lockfd, LOCK_EX) == -1)
-    if (errno != EINTR || stop) strerr_diefusys(111, "lock ", f.s, ": ") ;
+    if (errno != EINTR || stop) strerr_diefusys(111, "lock ", f.s) ;
   f.len = base ;
-  if (!stralloc_cats(&f, "pending") || !stralloc_0(&f)) strerr_diefusys(111, "build: ") ;
+  if (!stralloc_cats(&f, "pending") || !stralloc_0(&f)) strerr_diefusys(111, "build") ;
   if (unlink(f.s) == -1)
   {
-    if (errno != ENOENT) strerr_diefusys(111, "remove ", f.s, ": ") ;
+    if (errno != ENOENT) strerr_diefusys(111, "remove ", f.s) ;
     code = 0 ;   /* a build that started after our request has finished */
   }
   else
@@ -413,9 +420,9 @@ static int service (void)
   sigaction(SIGHUP, &sa, 0) ;
 
   dirfd = open(conf.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) ;
-  if (dirfd == -1) strerr_diefusys(111, "open relay directory ", conf.dir, ": ") ;
+  if (dirfd == -1) strerr_diefusys(111, "open relay directory ", conf.dir) ;
   fifo = trigger_listen(dirfd) ;
-  if (fifo == -1) strerr_diefusys(111, "listen on ", conf.dir, "/" TRIGGER_NAME, ": ") ;
+  if (fifo == -1) strerr_diefusys(111, "listen on ", conf.dir, "/" TRIGGER_NAME) ;
   close(dirfd) ;
   if (verbose) strerr_warni("listening on ", conf.dir, "/" TRIGGER_NAME) ;
 
@@ -432,7 +439,7 @@ static int service (void)
       if (wait < timeout) timeout = wait < 0 ? 0 : (int)wait ;
     }
     if (stop) break ;
-    if (poll(&p, 1, timeout) == -1 && errno != EINTR) strerr_diefusys(111, "poll: ") ;
+    if (poll(&p, 1, timeout) == -1 && errno != EINTR) strerr_diefusys(111, "poll") ;
   }
   if (verbose) strerr_warni("stopping") ;
   return 0 ;

@@ -15,6 +15,7 @@
 #include <skalibs/types.h>
 #include "scan.h"
 #include "stamp.h"
+#include "trigger.h"
 
 static char const magic[8] = "poprlyS1" ;
 
@@ -136,7 +137,7 @@ static void writer_open (writer_t *w, char const *file)
   w->fd = open(w->tmp.s, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600) ;
   if (w->fd == -1)
   {
-    strerr_warnwusys("write the scan cache ", w->tmp.s, ": ") ;
+    strerr_warnwusys("write the scan cache ", w->tmp.s) ;
     return ;
   }
   buffer_init(&w->b, &fd_writev, w->fd, w->buf, sizeof w->buf) ;
@@ -154,7 +155,7 @@ static void writer_put (writer_t *w, struct section *sec, scanent_t const *e)
   if (!buffer_putall(&w->b, (char *)sec, sizeof *sec, &w_)
    || !buffer_putall(&w->b, (char const *)e, (size_t)sec->n * sizeof *e, &w2))
   {
-    strerr_warnwusys("write the scan cache ", w->tmp.s, ": ") ;
+    strerr_warnwusys("write the scan cache ", w->tmp.s) ;
     close(w->fd) ;
     unlink(w->tmp.s) ;
     w->fd = -1 ;
@@ -168,7 +169,7 @@ static void writer_close (writer_t *w, char const *file, int commit)
   {
     if (commit && (!buffer_flush(&w->b) || close(w->fd) == -1 || rename(w->tmp.s, file) == -1))
     {
-      strerr_warnwusys("write the scan cache ", w->tmp.s, ": ") ;
+      strerr_warnwusys("write the scan cache ", w->tmp.s) ;
       commit = 0 ;
     }
     else if (!commit) close(w->fd) ;
@@ -344,4 +345,28 @@ int scan_relay (scan_t *s, int dirfd)
   free(r) ;
   free(w) ;
   return ret ;
+}
+
+long scan_topjunk (int dirfd, void (*fn) (char const *name, void *ctx), void *ctx)
+{
+  static char const hex[] = "0123456789abcdef" ;
+  long n = 0 ;
+  int fd = dup(dirfd) ;
+  DIR *d = fd >= 0 ? fdopendir(fd) : 0 ;
+  struct dirent *de ;
+  if (!d)
+  {
+    if (fd >= 0) close(fd) ;
+    return -1 ;
+  }
+  while ((de = readdir(d)))
+  {
+    char const *s = de->d_name ;
+    if (s[0] && s[1] && !s[2] && strchr(hex, s[0]) && strchr(hex, s[1])) continue ;
+    if (!strcmp(s, ".") || !strcmp(s, "..") || !strcmp(s, TRIGGER_NAME)) continue ;
+    n++ ;
+    (*fn)(s, ctx) ;
+  }
+  closedir(d) ;
+  return n ;
 }

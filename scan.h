@@ -67,4 +67,8 @@ struct scan_s
    A cache that cannot be written is reported by a warning, not an error. */
 extern int scan_relay (scan_t *, int dirfd) ;
 
+/* Calls fn for each name at the top of the relay directory that is
+   neither a bucket nor the rebuild fifo. Returns how many, or -1. */
+extern long scan_topjunk (int dirfd, void (*fn) (char const *name, void *ctx), void *ctx) ;
+
 #endif

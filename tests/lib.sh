@@ -122,3 +122,30 @@ decision () {
 done_testing () {
   echo "$passed $failed" >> "$RESULTS"
 }
+
+# A relay directory, cache and cdb of the script's own, for the programs
+# to find through their variables.
+setup_relay () {
+  mkdir -p "$T/relay"
+  POPRELAY_DIR=$T/relay POPRELAY_CACHE=$T/cache POPRELAY_RULES=$T/rules POPRELAY_CDB=$T/rules.cdb
+  export POPRELAY_DIR POPRELAY_CACHE POPRELAY_RULES POPRELAY_CDB
+  [ -f "$T/rules" ] || : > "$T/rules"
+}
+
+# grant ADDR [USER]: a login from ADDR, through pop3-wrapper
+grant () {
+  env -u PROTO -u SSLREMOTEIP -u IP -u REMOTE_HOST TCPREMOTEIP="$1" USER="${2:-user}" pop3-wrapper true >/dev/null 2>&1
+}
+
+# stampfile ADDR: the path of ADDR's stamp
+stampfile () {
+  for f in "$POPRELAY_DIR"/*/"$1"; do [ -e "$f" ] && { echo "$f"; return 0; }; done
+  return 1
+}
+
+# age ADDR SECONDS: make ADDR's stamp SECONDS old (negative: in the
+# future), by renaming a copy over it, as a refresh does
+age () {
+  f=$(stampfile "$1") || return 1
+  cp "$f" "$f.aging" && touch -d "@$(( $(date +%s) - $2 ))" "$f.aging" && mv "$f.aging" "$f"
+}

@@ -1,0 +1,267 @@
+# relay-open: how grants merge with the static rules (judged by each
+# tcpserver flavour's own tcprulescheck), which stamps count, what happens
+# to bad input, a full disk, a killed run and concurrent runs.
+
+. "$TOP/tests/lib.sh"
+setup_relay
+U6=$TOP/.deps/ucspi-tcp-ipv6/usr/bin
+
+cat > "$T/rules" <<'EOR'
+# static rules of a qmail host
+127.:allow,RELAYCLIENT=""
+10.1.:allow,QMAILQUEUE="/bin/scan1"
+10.9.:deny
+10.2.3.4:allow,QMAILQUEUE="/bin/exact"
+10.3.:allow,RELAYCLIENT="@relay.example"
+=host.example:deny
+:allow,QMAILQUEUE="/bin/scan",RBLSMTPD=""
+EOR
+tcprules "$T/static.cdb" "$T/static.tmp" < "$T/rules"
+
+# --- merge, IPv4, ucspi-tcp ---
+for a in 192.0.2.7 10.1.2.3 10.9.0.1 10.2.3.4 10.3.0.1; do grant $a; done
+t relay-open
+expect_grep "a build with a denied grant warns and succeeds" 0 "not granting 10.9.0.1: $T/rules:4 denies it"
+
+is "default rule: its variables plus RELAYCLIENT" "$(decision 192.0.2.7 "$T/rules.cdb")" \
+  "rule 192.0.2.7: set environment variable QMAILQUEUE=/bin/scan set environment variable RBLSMTPD= set environment variable RELAYCLIENT= allow connection"
+is "prefix rule: its variables plus RELAYCLIENT" "$(decision 10.1.2.3 "$T/rules.cdb")" \
+  "rule 10.1.2.3: set environment variable QMAILQUEUE=/bin/scan1 set environment variable RELAYCLIENT= allow connection"
+is "static deny stays a deny" "$(decision 10.9.0.1 "$T/rules.cdb")" "rule 10.9.: deny connection"
+is "exact static rule: its variables kept, RELAYCLIENT added" "$(decision 10.2.3.4 "$T/rules.cdb")" \
+  "rule 10.2.3.4: set environment variable QMAILQUEUE=/bin/exact set environment variable RELAYCLIENT= allow connection"
+is "RELAYCLIENT already set by the static rule is kept" "$(decision 10.3.0.1 "$T/rules.cdb")" \
+  "rule 10.3.0.1: set environment variable RELAYCLIENT=@relay.example allow connection"
+for a in 192.0.2.8 10.1.9.9 10.9.9.9 127.0.0.1 10.2.3.5; do
+  is "ungranted $a: what the static rules alone say" "$(decision $a "$T/rules.cdb")" "$(decision $a "$T/static.cdb")"
+done
+is "host rules still apply to ungranted clients" "$(decision 192.0.2.9 "$T/rules.cdb" TCPREMOTEHOST=host.example)" "rule =host.example: deny connection"
+
+# extra variables for grants
+t relay-open -e ',RBLSMTPD="-extra",QMAILQUEUE="/bin/grantscan"'
+expect_grep "POPRELAY_ENV given with -e" 0 "not granting 10.9.0.1"
+is "extra variables replace the static ones of the same name" "$(decision 192.0.2.7 "$T/rules.cdb")" \
+  "rule 192.0.2.7: set environment variable RBLSMTPD=-extra set environment variable QMAILQUEUE=/bin/grantscan set environment variable RELAYCLIENT= allow connection"
+is "ungranted clients do not get the extra variables" "$(decision 192.0.2.8 "$T/rules.cdb")" "$(decision 192.0.2.8 "$T/static.cdb")"
+t relay-open -e 'RBLSMTPD=""'
+expect "a bad -e is refused" 100 'relay-open: fatal: bad -e RBLSMTPD="": expected a comma and NAME=<q>value<q> here'
+
+# never-grant list, and addresses never granted
+t env POPRELAY_NEVER="10.1.0.0/16 192.0.2.7" relay-open
+expect_grep "POPRELAY_NEVER: warned" 0 "not granting 10.1.2.3: it is in POPRELAY_NEVER"
+is "POPRELAY_NEVER: not granted" "$(decision 10.1.2.3 "$T/rules.cdb")" "$(decision 10.1.2.3 "$T/static.cdb")"
+is "POPRELAY_NEVER: the other address not granted" "$(decision 192.0.2.7 "$T/rules.cdb")" "$(decision 192.0.2.7 "$T/static.cdb")"
+t env POPRELAY_NEVER="10.1.0.0/8" relay-open
+expect_grep "a bad POPRELAY_NEVER is refused, naming the entry" 100 "bad POPRELAY_NEVER: .*10.1.0.0/8"
+is "and the cdb stays as it was" "$(decision 10.1.2.3 "$T/rules.cdb")" "$(decision 10.1.2.3 "$T/static.cdb")"
+mkdir -p "$T/relay/00"
+b=$(ls -d "$T"/relay/*/ | head -1)
+for junk in 0.0.0.0 224.0.0.1 255.255.255.255 ::; do
+  # a stamp for an address that is never a client, written by hand in its own bucket
+  grant $junk 2>/dev/null
+done
+t relay-open
+is "unspecified, multicast, broadcast: no stamp is even written" "$(ls "$T"/relay/*/ | grep -c -e '^0\.0\.0\.0$' -e '^224\.' -e '^255\.' -e '^::$')" "0"
+
+# --- stale, future and junk stamps ---
+rm -rf "$T/relay"; mkdir "$T/relay"
+for a in 192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5; do grant $a; done
+age 192.0.2.1 1799          # live for one more second
+age 192.0.2.2 1801          # expired
+age 192.0.2.3 -30           # ahead, within POPRELAY_SKEW (60)
+age 192.0.2.4 -3600         # far in the future: never trusted
+t relay-open
+expect "stale and future stamps: no warning" 0 ""
+is "a stamp younger than the TTL grants" "$(decision 192.0.2.1 "$T/rules.cdb" | grep -c RELAYCLIENT)" 1
+is "a stale stamp grants nothing, relay-clean or not" "$(decision 192.0.2.2 "$T/rules.cdb")" "$(decision 192.0.2.2 "$T/static.cdb")"
+is "a stamp slightly ahead grants" "$(decision 192.0.2.3 "$T/rules.cdb" | grep -c RELAYCLIENT)" 1
+is "a stamp far in the future grants nothing" "$(decision 192.0.2.4 "$T/rules.cdb")" "$(decision 192.0.2.4 "$T/static.cdb")"
+t relay-open -t 60
+is "POPRELAY_TTL is honoured (-t 60)" "$(decision 192.0.2.1 "$T/rules.cdb")" "$(decision 192.0.2.1 "$T/static.cdb")"
+
+b5=$(dirname "$(stampfile 192.0.2.5)")
+echo junk > "$b5/notes.txt"
+ln -s /etc/passwd "$b5/192.0.2.99"
+mkdir "$T/relay/junkdir"
+echo x > "$b5/.tmp.1.abc"
+cp "$b5/192.0.2.5" "$b5/0192.0.2.5"
+# a good address whose stamp stands in another address's bucket
+wrong=$(for i in $(seq 1 200); do a=198.18.0.$i; echo "bucket $a" | "$BIN/tests/unit/t-stamp" | grep -q " $(basename "$b5")\$" || { echo $a; break; }; done)
+cp "$b5/192.0.2.5" "$b5/$wrong"
+mkdir "$b5/10.10.10.10" 2>/dev/null
+t relay-open
+expect_grep "junk is skipped with a warning, not fatal" 0 "skipping $b5/notes.txt: not the name of a stamp in this bucket"
+expect_grep "a symlink named like a stamp is skipped" 0 "skipping $b5/192.0.2.99: "
+expect_grep "a non-canonical name is skipped" 0 "skipping $b5/0192.0.2.5: not the name"
+is "the good stamp beside the junk still grants" "$(decision 192.0.2.5 "$T/rules.cdb" | grep -c RELAYCLIENT)" 1
+is "the symlink grants nothing" "$(decision 192.0.2.99 "$T/rules.cdb")" "$(decision 192.0.2.99 "$T/static.cdb")"
+is "the non-canonical name grants nothing" "$(decision 192.0.2.5 "$T/rules.cdb" | grep -c RELAYCLIENT)" 1
+expect_grep "a stamp in the wrong bucket is skipped" 0 "skipping $b5/$wrong: not the name of a stamp in this bucket"
+is "a stamp in the wrong bucket grants nothing" "$(decision $wrong "$T/rules.cdb")" "$(decision $wrong "$T/static.cdb")"
+expect_grep "a directory named like a stamp is skipped" 0 "skipping $b5/10.10.10.10: "
+expect_grep "junk at the top of the relay directory is reported" 0 "skipping $T/relay/junkdir\\|junkdir" 
+cdb -l -m "$T/static.cdb" | sort -u > "$T/static.keys"
+is "every key beyond the static ones is one whole IPv4 address: no empty key, no prefix, no temp file" \
+  "$(cdb -l -m "$T/rules.cdb" | sort -u | comm -23 - "$T/static.keys" | grep -cv '^[0-9]\{1,3\}\.[0-9]\{1,3\}\.[0-9]\{1,3\}\.[0-9]\{1,3\}$')" 0
+rm -rf "$T/relay/junkdir" "$b5/10.10.10.10" "$b5/notes.txt" "$b5/192.0.2.99" "$b5/.tmp.1.abc" "$b5/0192.0.2.5" "$b5/$wrong"
+
+# an unreadable stamp, seen by a relay-open that is not root
+grant 192.0.2.50
+s=$(stampfile 192.0.2.50)
+chmod 755 "$T" "$T/relay" "$T"/relay/*; chmod 644 "$T/rules" "$T"/relay/*/*
+chmod 000 "$s"
+mkdir -p "$T/nobody"; chown 65534 "$T/nobody"
+t setpriv --reuid=65534 --regid=65534 --clear-groups env POPRELAY_CACHE="$T/nobody/cache" POPRELAY_CDB="$T/nobody/rules.cdb" relay-open
+expect_grep "an unreadable stamp is skipped with a warning" 0 "skipping $s: unreadable"
+is "an unreadable stamp grants nothing" "$(decision 192.0.2.50 "$T/nobody/rules.cdb")" "$(decision 192.0.2.50 "$T/static.cdb")"
+is "the others still grant" "$(decision 192.0.2.5 "$T/nobody/rules.cdb" | grep -c RELAYCLIENT)" 1
+rm -f "$s"
+
+# --- bad input leaves the old cdb ---
+relay-open >/dev/null 2>&1
+cp "$T/rules.cdb" "$T/good.cdb"
+cp "$T/rules" "$T/rules.good"
+printf '1.2.3.4:allow\n1.2.3.5:allowance\n' >> "$T/rules"
+t relay-open
+expect "a bad static line: file:line, exit 100" 100 "relay-open: fatal: $T/rules:10: expected a comma and NAME=<q>value<q> here"
+ok "a bad static line: the old cdb stays" cmp "$T/rules.cdb" "$T/good.cdb"
+is "a bad static line: no temp file left" "$(ls "$T" | grep -c relay-open.tmp)" 0
+cp "$T/rules.good" "$T/rules"
+t relay-open -r "$T/missing-rules"
+expect "a missing rules file: exit 111, the static rules are not dropped" 111 "relay-open: warning: unable to read $T/missing-rules: No such file or directory"
+ok "a missing rules file: the old cdb stays" cmp "$T/rules.cdb" "$T/good.cdb"
+chmod 600 "$T/rules"
+t setpriv --reuid=65534 --regid=65534 --clear-groups env POPRELAY_CACHE="$T/nobody/cache" POPRELAY_CDB="$T/nobody/rules.cdb" relay-open
+expect "an unreadable rules file: exit 111" 111 "relay-open: warning: unable to read $T/rules: Permission denied"
+chmod 644 "$T/rules"
+chmod 700 "$T/relay"
+t setpriv --reuid=65534 --regid=65534 --clear-groups env POPRELAY_CACHE="$T/nobody/cache" POPRELAY_CDB="$T/nobody/rules.cdb" relay-open
+expect "an unreadable relay directory: exit 111" 111 "relay-open: warning: unable to open relay directory $T/relay: Permission denied"
+chmod 755 "$T/relay"
+t relay-open -d "$T/no-such-relay"
+expect "a missing relay directory: static rules only, with a warning" 0 "relay-open: warning: relay directory $T/no-such-relay is missing: no grants"
+ok "a missing relay directory: the cdb is the static one" cmp "$T/rules.cdb" "$T/static.cdb"
+relay-open >/dev/null 2>&1
+t relay-open -o "$T/no-such-dir/rules.cdb"
+expect "an unwritable target: exit 111" 111 "relay-open: warning: unable to create $T/no-such-dir/rules.cdb.relay-open.tmp: No such file or directory"
+for bad in "-t 0" "-t x" "-k -1" "-T ucspi-tcp6" "-d relative" "-x"; do
+  t relay-open $bad
+  case $bad in -x) expect_grep "usage error ($bad)" 100 "^relay-open: usage: " ;; *) expect_grep "bad option value ($bad): clear error" 100 "^relay-open: fatal: bad ${bad%% *} " ;; esac
+done
+ok "after all that, the cdb is the good one" cmp "$T/rules.cdb" "$T/good.cdb"
+
+# --- full disk ---
+mkdir "$T/small"
+mount -t tmpfs -o size=48k tmpfs "$T/small"
+cp "$T/good.cdb" "$T/small/rules.cdb"
+for i in $(seq 1 600); do grant 198.51.$((i / 250)).$((i % 250 + 1)); done
+t relay-open -o "$T/small/rules.cdb"
+expect_grep "a full disk: exit 111, saying so" 111 "No space left on device"
+ok "a full disk: the old cdb stays" cmp "$T/small/rules.cdb" "$T/good.cdb"
+is "a full disk: no temp file left" "$(ls "$T/small")" "rules.cdb"
+umount "$T/small"
+
+# --- a killed run leaves the old or the new cdb, and its temp file goes ---
+rm -rf "$T/relay"; mkdir "$T/relay"
+# 20000 grants written straight into the buckets, as pop3-wrapper would
+awk 'BEGIN { for (i = 0; i < 20000; i++) print "10." int(i / 65536) "." int(i / 256) % 256 "." i % 256 }' > "$T/addrs"
+(cd "$T/relay" && xargs -n 500 sh -c 'for a; do TCPREMOTEIP=$a USER=bulk pop3-wrapper true 2>/dev/null; done' sh < "$T/addrs")
+relay-open >/dev/null 2>&1
+cp "$T/rules.cdb" "$T/new.cdb"
+cp "$T/good.cdb" "$T/rules.cdb"
+cp "$T/good.cdb" "$T/old.cdb"
+bad=0; killed=0
+for i in 1 2 3 4 5 6 7 8 9 10 11 12; do
+  cp "$T/old.cdb" "$T/rules.cdb"
+  relay-open -f >/dev/null 2>&1 & p=$!
+  sleep "0.0$i"
+  kill -9 $p 2>/dev/null && killed=$((killed + 1))
+  wait $p 2>/dev/null
+  cmp -s "$T/rules.cdb" "$T/old.cdb" || cmp -s "$T/rules.cdb" "$T/new.cdb" || bad=$((bad + 1))
+done
+is "SIGKILL at 12 points of a build: rules.cdb is always the old or the new complete file" "$bad" 0
+t relay-open
+expect "the next run after a kill succeeds" 0 ""
+is "and no temp file is left" "$(ls "$T" | grep -c relay-open.tmp)" 0
+ok "and its cdb is the new one" cmp "$T/rules.cdb" "$T/new.cdb"
+
+# --- concurrent runs, and a request made during a build is not lost ---
+rm -rf "$T/relay"; mkdir "$T/relay"
+(cd "$T/relay" && xargs -n 500 sh -c 'for a; do TCPREMOTEIP=$a USER=bulk pop3-wrapper true 2>/dev/null; done' sh < "$T/addrs")
+pl=""
+for i in 1 2 3 4 5 6 7 8; do relay-open -f > "$T/c$i.out" 2>&1 & pl="$pl $!"; grant 203.0.113.$i; done
+st=0; for p in $pl; do wait $p || st=1; done
+is "8 concurrent runs all succeed" "$st$(cat "$T"/c*.out)" 0
+miss=0; for i in 1 2 3 4 5 6 7 8; do decision 203.0.113.$i "$T/rules.cdb" | grep -q RELAYCLIENT || miss=$((miss + 1)); done
+is "every login made during the concurrent runs is granted when they are done" "$miss" 0
+relay-open -f >/dev/null 2>&1 & slow=$!
+sleep 0.02
+grant 203.0.113.99
+relay-open >/dev/null 2>&1
+is "a run made during another's build returns after a build that has its grant" "$(decision 203.0.113.99 "$T/rules.cdb" | grep -c RELAYCLIENT)" 1
+wait $slow
+
+# --- the scan cache: changes are seen, damage is not trusted ---
+rm -rf "$T/relay" "$T/cache"; mkdir "$T/relay"
+for a in 192.0.2.1 192.0.2.2 192.0.2.3; do grant $a; done
+sleep 1.1   # older than a second: cacheable
+relay-open >/dev/null 2>&1
+t relay-open -v
+expect_grep "a second build reads no bucket" 0 "read 0 of 256 buckets"
+grant 192.0.2.4
+rm "$(stampfile 192.0.2.2)"
+t relay-open -v
+expect_grep "after a login and a removal, only those buckets are read" 0 "read 2 of 256 buckets"
+is "the new grant is in" "$(decision 192.0.2.4 "$T/rules.cdb" | grep -c RELAYCLIENT)" 1
+is "the removed grant is out" "$(decision 192.0.2.2 "$T/rules.cdb" | grep -c RELAYCLIENT)" 0
+sleep 1.1
+relay-open >/dev/null 2>&1
+printf '\377' | dd of="$T/cache/scan" bs=1 seek=100 conv=notrunc 2>/dev/null
+t relay-open -v
+expect_grep "a damaged cache is not trusted: every bucket is read again" 0 "read $(ls "$T/relay" | wc -l) of 256 buckets"
+is "and the grants are right" "$(for a in 192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4; do decision $a "$T/rules.cdb" | grep -c RELAYCLIENT; done | tr -d '\n')" 1011
+
+# --- listing ---
+age 192.0.2.3 1801
+USER='eve l' TCPREMOTEIP=10.9.0.1 pop3-wrapper true 2>/dev/null
+t relay-open -l
+expect_grep "list: a live grant, with user and time left" 0 "^192.0.2.1 user=user granted=20[0-9-]*T[0-9:]*Z expires-in=1[0-9]*s status=granted$"
+expect_grep "list: a stale stamp" 0 "^192.0.2.3 user=user .* expires-in=0s status=expired$"
+expect_grep "list: a denied one, with its rule's line, user name escaped" 0 "^10.9.0.1 user=eve\\\\x20l .* status=denied rule-line=4$"
+
+# --- IPv6, ucspi-tcp-ipv6 keys, checked with its own tcprulescheck ---
+rm -rf "$T/relay"; mkdir "$T/relay"
+cat > "$T/rules6" <<'EOR'
+::1:allow,RELAYCLIENT="",FROM="loopback"
+2001:db8::bad:deny
+2001:db8:::allow,QMAILQUEUE="/bin/scan6"
+2001:db8::allow,P="short prefix"
+10.:allow,QMAILQUEUE="/bin/scan4"
+:allow,QMAILQUEUE="/bin/scan"
+EOR
+"$U6/tcprules" "$T/static6.cdb" "$T/static6.tmp" < "$T/rules6"
+for a in ::1 2001:db8::5 2001:db8:0:1::7 2001:db8::bad 2001:db8:0:1:1:1:1:1 1:0:0:2:0:0:0:3 ::ffff:10.1.2.3 2001:DB8:1::A; do grant $a; done
+t relay-open -T ucspi-tcp-ipv6 -r "$T/rules6"
+expect_grep "ucspi-tcp-ipv6: a denied IPv6 grant warns" 0 "not granting 2001:db8::bad: $T/rules6:2 denies it"
+T6="$U6/tcprulescheck"
+is "IPv6 ::1: exact static rule kept" "$(TCPRULESCHECK=$T6 decision ::1 "$T/rules.cdb")" "rule ::1: set environment variable RELAYCLIENT= set environment variable FROM=loopback allow connection"
+is "IPv6 prefix ending in ::" "$(TCPRULESCHECK=$T6 decision 2001:db8::5 "$T/rules.cdb")" "rule 2001:db8::5: set environment variable QMAILQUEUE=/bin/scan6 set environment variable RELAYCLIENT= allow connection"
+is "IPv6 shorter prefix" "$(TCPRULESCHECK=$T6 decision 2001:db8:0:1::7 "$T/rules.cdb")" "rule 2001:db8:0:1::7: set environment variable P=short prefix set environment variable RELAYCLIENT= allow connection"
+is "IPv6 static deny respected" "$(TCPRULESCHECK=$T6 decision 2001:db8::bad "$T/rules.cdb")" "rule 2001:db8::bad: deny connection"
+is "IPv6 key: a single zero group compressed, as ucspi-tcp-ipv6 writes it" "$(TCPRULESCHECK=$T6 decision 2001:db8::1:1:1:1:1 "$T/rules.cdb" | grep -c RELAYCLIENT)" 1
+is "IPv6 key: the longest zero run compressed" "$(TCPRULESCHECK=$T6 decision 1:0:0:2::3 "$T/rules.cdb" | grep -c RELAYCLIENT)" 1
+is "IPv6 key: lowercase" "$(TCPRULESCHECK=$T6 decision 2001:db8:1::a "$T/rules.cdb" | grep -c RELAYCLIENT)" 1
+is "v4-mapped login grants the dotted quad, under its IPv4 prefix rule" "$(TCPRULESCHECK=$T6 decision 10.1.2.3 "$T/rules.cdb")" "rule 10.1.2.3: set environment variable QMAILQUEUE=/bin/scan4 set environment variable RELAYCLIENT= allow connection"
+for a in ::2 2001:db9::1 10.9.9.9 2001:db8::6; do
+  is "IPv6 ungranted $a: the static rules alone" "$(TCPRULESCHECK=$T6 decision $a "$T/rules.cdb")" "$(TCPRULESCHECK=$T6 decision $a "$T/static6.cdb")"
+done
+t relay-open -T ucspi-tcp -r "$T/rules"
+expect_grep "ucspi-tcp (IPv4 only): an IPv6 grant is skipped with a warning" 0 "not granting 2001:db8::5: ucspi-tcp has no key for IPv6"
+is "ucspi-tcp: the v4-mapped login is still granted" "$(decision 10.1.2.3 "$T/rules.cdb" | grep -c RELAYCLIENT)" 1
+is "ucspi-tcp: no IPv6 key in the cdb" "$(cdb -l -m "$T/rules.cdb" | grep -c :)" 0
+
+# --- output file mode, whatever the umask ---
+(umask 077; relay-open >/dev/null 2>&1)
+is "the cdb is mode 0644 whatever the umask" "$(stat -c %a "$T/rules.cdb")" 644
+
+done_testing
