@@ -61,7 +61,7 @@ struct pass_s
 
 static void say (char const *what, char const *bname, char const *name, char const *why)
 {
-  size_t w ;
+  size_t w = 0 ;
   stralloc sa = STRALLOC_ZERO ;
   if (!stralloc_cats(&sa, what) || !stralloc_cats(&sa, " ") || !stralloc_cats(&sa, conf.dir) || !stralloc_cats(&sa, "/")
    || !stralloc_cats(&sa, bname) || !stralloc_cats(&sa, "/") || !stralloc_cats(&sa, name)

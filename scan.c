@@ -187,11 +187,29 @@ static char const *junkwhy (mode_t m)
 
 /* Reads one bucket directory into ents; the section records its state.
    Returns 1, or 0 with errno. */
+/* What is not a stamp is noted during a pass and reported after the last
+   one, so that a pass repeated because the bucket changed reports it once:
+   kind, mtime, why (an index in whys), name, NUL. */
+static char const *const whys[] = { 0, "not the name of a stamp in this bucket", "unreadable", "a symbolic link", "a directory", "not a regular file" } ;
+
+static int note (stralloc *others, int kind, int64_t mtime, unsigned char why, char const *name)
+{
+  char k = (char)kind ;
+  return stralloc_catb(others, &k, 1) && stralloc_catb(others, (char *)&mtime, sizeof mtime)
+      && stralloc_catb(others, (char *)&why, 1) && stralloc_catb(others, name, strlen(name) + 1) ;
+}
+
+static unsigned char junkwhyn (mode_t m)
+{
+  return S_ISLNK(m) ? 3 : S_ISDIR(m) ? 4 : 5 ;
+}
+
 static int reread (scan_t *s, int dirfd, char const *bname, unsigned int b, struct section *sec, stralloc *ents)
 {
   int bfd = openat(dirfd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) ;
   struct stat before, after ;
   unsigned int tries = 0 ;
+  stralloc others = STRALLOC_ZERO ;
   if (bfd == -1) return 0 ;
   for (;;)
   {
@@ -202,7 +220,10 @@ static int reread (scan_t *s, int dirfd, char const *bname, unsigned int b, stru
     if (fd2 == -1) goto err ;
     d = fdopendir(fd2) ;
     if (!d) { close(fd2) ; goto err ; }
+    /* the dup shares bfd's offset, which a previous pass left at the end */
+    rewinddir(d) ;
     ents->len = 0 ;
+    others.len = 0 ;
     sec->temps = sec->junk = 0 ;
     sec->oldesttemp = 0 ;
     for (;;)
@@ -223,13 +244,13 @@ static int reread (scan_t *s, int dirfd, char const *bname, unsigned int b, stru
         if (fstatat(bfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1) continue ;
         if (!sec->temps || NS(st.st_mtim) < sec->oldesttemp) sec->oldesttemp = NS(st.st_mtim) ;
         sec->temps++ ;
-        if (s->other) (*s->other)(b, bfd, name, SCAN_TEMP, NS(st.st_mtim), 0, s->ctx) ;
+        if (s->other && !note(&others, SCAN_TEMP, NS(st.st_mtim), 0, name)) goto errd ;
         continue ;
       }
       if (!stamp_scanname(&e.ip, name, len, b))
       {
         sec->junk++ ;
-        if (s->other) (*s->other)(b, bfd, name, SCAN_JUNK, 0, "not the name of a stamp in this bucket", s->ctx) ;
+        if (s->other && !note(&others, SCAN_JUNK, 0, 1, name)) goto errd ;
         continue ;
       }
       if (fstatat(bfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
@@ -240,7 +261,7 @@ static int reread (scan_t *s, int dirfd, char const *bname, unsigned int b, stru
       if (!S_ISREG(st.st_mode) || faccessat(bfd, name, R_OK, AT_EACCESS) == -1)
       {
         sec->junk++ ;
-        if (s->other) (*s->other)(b, bfd, name, SCAN_JUNK, 0, S_ISREG(st.st_mode) ? "unreadable" : junkwhy(st.st_mode), s->ctx) ;
+        if (s->other && !note(&others, SCAN_JUNK, 0, S_ISREG(st.st_mode) ? 2 : junkwhyn(st.st_mode), name)) goto errd ;
         continue ;
       }
       e.mtime = NS(st.st_mtim) ;
@@ -259,6 +280,15 @@ static int reread (scan_t *s, int dirfd, char const *bname, unsigned int b, stru
       goto err ;
     }
   }
+  for (size_t i = 0 ; i < others.len ; )
+  {
+    int64_t mtime ;
+    char const *name = others.s + i + 10 ;
+    memcpy(&mtime, others.s + i + 1, sizeof mtime) ;
+    (*s->other)(b, bfd, name, others.s[i], mtime, whys[(unsigned char)others.s[i + 9]], s->ctx) ;
+    i += 10 + strlen(name) + 1 ;
+  }
+  stralloc_free(&others) ;
   close(bfd) ;
   qsort(ents->s, ents->len / sizeof(scanent_t), sizeof(scanent_t), &entcmp) ;
   sec->dev = before.st_dev ;
@@ -276,6 +306,7 @@ static int reread (scan_t *s, int dirfd, char const *bname, unsigned int b, stru
   {
     int e = errno ;
     close(bfd) ;
+    stralloc_free(&others) ;
     errno = e ;
   }
   return 0 ;

@@ -1,0 +1,193 @@
+# relay-clean: expiry at the boundary, refreshes while it cleans, temp
+# files, junk, a bad directory, dry runs, and the supervised mode revoking
+# a grant within about a second of its expiry.
+
+. "$TOP/tests/lib.sh"
+setup_relay
+fresh () { rm -rf "$POPRELAY_DIR"; mkdir -p "$POPRELAY_DIR"; }
+# setmtime ADDR EPOCH: give ADDR's stamp an exact time (fractions allowed)
+setmtime () {
+  f=$(stampfile "$1") || return 1
+  cp "$f" "$f.m" && touch -d "@$2" "$f.m" && mv "$f.m" "$f"
+}
+now () { date +%s.%N; }
+calc () { awk "BEGIN { printf \"%.6f\", $1 }"; }
+# within LATE LOW HIGH: LOW <= LATE < HIGH
+within () { awk -v x="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(x >= lo && x < hi) }'; }
+exists () { stampfile "$1" >/dev/null; }
+
+# --- the boundary: a grant lasts exactly POPRELAY_TTL seconds ---
+fresh
+grant 192.0.2.1; grant 192.0.2.2; grant 192.0.2.3
+n=$(now)
+setmtime 192.0.2.1 "$(calc "$n - 9.5")"     # half a second left
+setmtime 192.0.2.2 "$(calc "$n - 10.2")"    # just expired
+setmtime 192.0.2.3 "$(calc "$n + 3600")"    # an hour ahead: not trusted
+NOSVC="relay-clean: warning: no relay-open -w service listens on $POPRELAY_DIR/.rebuild: expired grants stay in the cdb until the next rebuild"
+t relay-clean -t 10
+expect "summary line, and a word that nobody rebuilds the cdb" 0 "relay-clean: info: removed 1 expired, 1 future-dated, 0 abandoned temp; kept 1 live, 0 temp; junk 0
+$NOSVC"
+ok "half a second before its expiry, a grant stays" exists 192.0.2.1
+no "just past its expiry, it goes" exists 192.0.2.2
+no "a stamp from the future goes" exists 192.0.2.3
+sleep 0.6
+t relay-clean -t 10
+expect "after its expiry, the same grant goes" 0 "relay-clean: info: removed 1 expired, 0 future-dated, 0 abandoned temp; kept 0 live, 0 temp; junk 0
+$NOSVC"
+no "it is gone" exists 192.0.2.1
+
+# --- temp files after the grace period; junk stays and is reported ---
+fresh
+grant 192.0.2.4
+b=$(dirname "$(stampfile 192.0.2.4)")
+echo x > "$b/.tmp.111.old"; touch -d '@1000000000' "$b/.tmp.111.old"
+echo x > "$b/.tmp.222.new"
+echo x > "$b/notes"
+echo x > "$POPRELAY_DIR/README"
+t relay-clean -n -g 600
+expect_grep "dry run: lists the abandoned temp file" 0 "^would remove $b/.tmp.111.old (abandoned temp file)$"
+expect_grep "dry run: lists junk it would leave" 0 "^would leave $b/notes (not the name of a stamp in this bucket)$"
+expect_grep "dry run: summary" 0 "relay-clean: info: would remove 0 expired, 0 future-dated, 1 abandoned temp; kept 1 live, 1 temp; junk 2"
+ok "dry run: nothing removed" test -f "$b/.tmp.111.old"
+t relay-clean -g 600
+expect "temp files and junk: one warning per junk, one summary" 0 "relay-clean: warning: leaving $b/notes: not the name of a stamp in this bucket
+relay-clean: warning: leaving $POPRELAY_DIR/README: not a bucket
+relay-clean: info: removed 0 expired, 0 future-dated, 1 abandoned temp; kept 1 live, 1 temp; junk 2"
+no "the abandoned temp file is gone" test -e "$b/.tmp.111.old"
+ok "a temp file within its grace period stays" test -f "$b/.tmp.222.new"
+ok "junk is left in place" test -f "$b/notes"
+ok "junk at the top is left in place" test -f "$POPRELAY_DIR/README"
+ok "the live stamp stays" exists 192.0.2.4
+t relay-clean -q
+expect "-q: no summary" 0 "relay-clean: warning: leaving $b/notes: not the name of a stamp in this bucket
+relay-clean: warning: leaving $POPRELAY_DIR/README: not a bucket"
+
+# --- a bad directory: a clear error, exit 111, nothing removed ---
+t relay-clean -d "$T/missing"
+expect "missing relay directory" 111 "relay-clean: warning: unable to open relay directory $T/missing: No such file or directory"
+fresh
+grant 192.0.2.5; age 192.0.2.5 100000
+chmod 755 "$T" "$POPRELAY_DIR" "$POPRELAY_DIR"/*
+t setpriv --reuid=65534 --regid=65534 --clear-groups env POPRELAY_CACHE="$T/nocache" relay-clean relay-open
+expect "unwritable relay directory" 111 "relay-clean: warning: unable to write in relay directory $POPRELAY_DIR: Permission denied"
+ok "unwritable: nothing removed" exists 192.0.2.5
+t relay-clean -t 0
+expect "bad -t" 100 "relay-clean: fatal: bad -t 0: not a number of seconds from 1 to 31536000"
+t env POPRELAY_GRACE=x relay-clean
+expect "bad POPRELAY_GRACE" 100 "relay-clean: fatal: bad POPRELAY_GRACE: not a number of seconds from 1 to 31536000"
+t relay-clean -w -n
+expect_grep "-w with -n: usage" 100 "^relay-clean: usage: "
+
+# --- chained to relay-open, djb-style, and poking the service ---
+fresh
+printf '127.:allow,RELAYCLIENT=""\n:allow,QMAILQUEUE="/bin/scan"\n' > "$POPRELAY_RULES"
+grant 192.0.2.6; grant 192.0.2.7
+relay-open
+age 192.0.2.6 100000
+t relay-clean relay-open
+expect "relay-clean relay-open: cleans, then builds" 0 "relay-clean: info: removed 1 expired, 0 future-dated, 0 abandoned temp; kept 1 live, 0 temp; junk 0"
+is "the expired grant left rules.cdb" "$(decision 192.0.2.6 "$POPRELAY_CDB")" "rule : set environment variable QMAILQUEUE=/bin/scan allow connection"
+is "the live one stayed" "$(decision 192.0.2.7 "$POPRELAY_CDB" | grep -c RELAYCLIENT)" 1
+t relay-clean false
+expect "the chained program's exit status is relay-clean's" 1 "relay-clean: info: removed 0 expired, 0 future-dated, 0 abandoned temp; kept 1 live, 0 temp; junk 0"
+relay-open -w > "$T/svc.log" 2>&1 &
+svc=$!; pids="$pids $svc"
+waitfor "service up" 100 test -p "$POPRELAY_DIR/.rebuild"
+age 192.0.2.7 100000
+t relay-clean
+expect "without a program: pokes the relay-open service" 0 "relay-clean: info: removed 1 expired, 0 future-dated, 0 abandoned temp; kept 0 live, 0 temp; junk 0"
+waitfor "the service dropped the grant" 100 sh -c "! TCPREMOTEIP=192.0.2.7 tcprulescheck '$POPRELAY_CDB' | grep -q RELAYCLIENT"
+is "the service dropped the expired grant" "$?" 0
+stop $svc
+t relay-clean
+expect_grep "no service and no program: says the grant stays until the next build" 0 "kept 0 live"
+
+# --- refreshes hammered while cleaning: a refreshed grant is never lost ---
+fresh
+seq 1 1500 | awk '{ print "10.1." int($1 / 250) "." $1 % 250 + 1 }' > "$T/all"
+head -60 "$T/all" > "$T/hot"
+(cd "$POPRELAY_DIR" && xargs -n 300 sh -c 'for a; do TCPREMOTEIP=$a USER=bulk pop3-wrapper true 2>/dev/null; done' sh < "$T/all")
+for f in "$POPRELAY_DIR"/*/*; do touch -d '@1000000000' "$f"; done
+for d in "$POPRELAY_DIR"/*/; do touch "$d/.x" && rm "$d/.x"; done
+: > "$T/refreshed"
+(
+  r=0
+  while [ $r -lt 8 ]; do
+    while read -r a; do
+      TCPREMOTEIP=$a USER=hot pop3-wrapper true 2>/dev/null && echo "$a" >> "$T/refreshed"
+    done < "$T/hot"
+    r=$((r + 1))
+  done
+) &
+hammer=$!
+cleans=0; lost=0
+while kill -0 $hammer 2>/dev/null && [ $cleans -lt 200 ]; do
+  relay-clean -q -t 3600 2>/dev/null
+  cleans=$((cleans + 1))
+  # once refreshed, a stamp is live for an hour: it must stay
+  for a in $(sort -u "$T/refreshed"); do exists "$a" || lost=$((lost + 1)); done
+done
+wait $hammer
+relay-clean -q -t 3600 2>/dev/null
+for a in $(sort -u "$T/refreshed"); do exists "$a" || lost=$((lost + 1)); done
+is "$(wc -l < "$T/refreshed" | tr -d ' ') refreshes against $cleans cleaning passes: no refreshed grant lost" "$lost" 0
+is "every expired grant that was not refreshed is gone" "$(find "$POPRELAY_DIR" -type f | wc -l | tr -d ' ')" "$(sort -u "$T/hot" | wc -l | tr -d ' ')"
+
+# --- supervised: a grant stops relaying within about a second of its expiry ---
+# (relay-clean -w chained to a one-shot relay-open: no relay-open service
+# whose own timer could do the work)
+fresh
+grant 192.0.2.20
+relay-open
+background relay-clean -w -t 3 relay-open 2>>"$T/clean.log"
+cl=$lastpid
+s=$(stampfile 192.0.2.20)
+expiry=$(calc "$(stat -c %.9Y "$s") + 3")
+granted_until=""
+i=0
+while [ $i -lt 120 ]; do
+  if ! decision 192.0.2.20 "$POPRELAY_CDB" | grep -q RELAYCLIENT; then granted_until=$(date +%s.%N); break; fi
+  sleep 0.05; i=$((i + 1))
+done
+late=$(calc "${granted_until:-0} - $expiry")
+ok "relay-clean -w: revoked by tcprulescheck's judgement" test -n "$granted_until"
+ok "relay-clean -w: revoked within a second of its expiry, not before (late by ${late}s)" within "$late" -0.05 1.0
+# a grant made while it sleeps is revoked on time too
+grant 192.0.2.21
+relay-open
+s=$(stampfile 192.0.2.21)
+expiry=$(calc "$(stat -c %.9Y "$s") + 3")
+granted_until=""
+i=0
+while [ $i -lt 120 ]; do
+  if ! decision 192.0.2.21 "$POPRELAY_CDB" | grep -q RELAYCLIENT; then granted_until=$(date +%s.%N); break; fi
+  sleep 0.05; i=$((i + 1))
+done
+late=$(calc "${granted_until:-0} - $expiry")
+ok "relay-clean -w: a later grant is revoked within a second too (late by ${late}s)" within "$late" -0.05 1.0
+stop $cl
+
+# the same with both services, as the README runs them
+fresh
+background relay-open -w 2>>"$T/svc2.log"
+so=$lastpid
+waitfor "service up" 100 test -p "$POPRELAY_DIR/.rebuild"
+background relay-clean -w -t 2 2>>"$T/clean2.log"
+sc=$lastpid
+TCPREMOTEIP=192.0.2.22 USER=x pop3-wrapper true 2>/dev/null
+waitfor "granted" 100 sh -c "TCPREMOTEIP=192.0.2.22 tcprulescheck '$POPRELAY_CDB' | grep -q RELAYCLIENT"
+ok "two services: granted at once" sh -c "TCPREMOTEIP=192.0.2.22 tcprulescheck '$POPRELAY_CDB' | grep -q RELAYCLIENT"
+s=$(stampfile 192.0.2.22)
+expiry=$(calc "$(stat -c %.9Y "$s") + 2")
+sleep 1
+i=0; granted_until=""
+while [ $i -lt 80 ]; do
+  if ! decision 192.0.2.22 "$POPRELAY_CDB" | grep -q RELAYCLIENT; then granted_until=$(date +%s.%N); break; fi
+  sleep 0.05; i=$((i + 1))
+done
+late=$(calc "${granted_until:-0} - $expiry")
+ok "two services: revoked within a second of its expiry, not before (late by ${late}s)" within "$late" -0.05 1.0
+no "two services: the stamp is gone" exists 192.0.2.22
+stop $sc; stop $so
+
+done_testing
