@@ -12,7 +12,7 @@ DESTDIR =
 
 PROGRAMS = pop3-wrapper relay-open relay-clean
 MANPAGES = pop3-wrapper.8 relay-open.8 relay-clean.8
-UNITS = tests/unit/t-ip tests/unit/t-rules tests/unit/t-stamp tests/unit/t-conf
+UNITS = tests/unit/t-ip tests/unit/t-rules tests/unit/t-stamp tests/unit/t-conf tests/unit/mkstamps
 MODULES = ip conf rules stamp scan cdbout trigger peer
 
 all: $(addprefix $(B)/,$(PROGRAMS))
@@ -42,6 +42,9 @@ $(B)/tests/unit/t-stamp: $(addprefix $(B)/,tests/unit/t-stamp.o stamp.o ip.o) co
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
 $(B)/tests/unit/t-conf: $(addprefix $(B)/,tests/unit/t-conf.o conf.o rules.o ip.o) conf-ld
+	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
+
+$(B)/tests/unit/mkstamps: $(addprefix $(B)/,tests/unit/mkstamps.o stamp.o ip.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
 check: all units

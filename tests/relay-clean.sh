@@ -106,9 +106,8 @@ expect_grep "no service and no program: says the grant stays until the next buil
 fresh
 seq 1 1500 | awk '{ print "10.1." int($1 / 250) "." $1 % 250 + 1 }' > "$T/all"
 head -60 "$T/all" > "$T/hot"
-(cd "$POPRELAY_DIR" && xargs -n 300 sh -c 'for a; do TCPREMOTEIP=$a USER=bulk pop3-wrapper true 2>/dev/null; done' sh < "$T/all")
-for f in "$POPRELAY_DIR"/*/*; do touch -d '@1000000000' "$f"; done
-for d in "$POPRELAY_DIR"/*/; do touch "$d/.x" && rm "$d/.x"; done
+# all of them expired long ago
+"$BIN/tests/unit/mkstamps" "$POPRELAY_DIR" 100000 < "$T/all"
 : > "$T/refreshed"
 (
   r=0

@@ -165,7 +165,7 @@ umount "$T/small"
 rm -rf "$T/relay"; mkdir "$T/relay"
 # 20000 grants written straight into the buckets, as pop3-wrapper would
 awk 'BEGIN { for (i = 0; i < 20000; i++) print "10." int(i / 65536) "." int(i / 256) % 256 "." i % 256 }' > "$T/addrs"
-(cd "$T/relay" && xargs -n 500 sh -c 'for a; do TCPREMOTEIP=$a USER=bulk pop3-wrapper true 2>/dev/null; done' sh < "$T/addrs")
+"$BIN/tests/unit/mkstamps" "$T/relay" < "$T/addrs"
 relay-open >/dev/null 2>&1
 cp "$T/rules.cdb" "$T/new.cdb"
 cp "$T/good.cdb" "$T/rules.cdb"
@@ -187,7 +187,7 @@ ok "and its cdb is the new one" cmp "$T/rules.cdb" "$T/new.cdb"
 
 # --- concurrent runs, and a request made during a build is not lost ---
 rm -rf "$T/relay"; mkdir "$T/relay"
-(cd "$T/relay" && xargs -n 500 sh -c 'for a; do TCPREMOTEIP=$a USER=bulk pop3-wrapper true 2>/dev/null; done' sh < "$T/addrs")
+"$BIN/tests/unit/mkstamps" "$T/relay" < "$T/addrs"
 pl=""
 for i in 1 2 3 4 5 6 7 8; do relay-open -f > "$T/c$i.out" 2>&1 & pl="$pl $!"; grant 203.0.113.$i; done
 st=0; for p in $pl; do wait $p || st=1; done
