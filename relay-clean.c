@@ -209,8 +209,8 @@ static int pass (pass_t *p)
     return 111 ;
   }
   memset(&s, 0, sizeof s) ;
-  if (mkdir(conf.cache, 0700) == -1 && errno != EEXIST) s.cachefile = 0 ;
-  else if (stralloc_cats(&cachefile, conf.cache) && stralloc_cats(&cachefile, "/scan") && stralloc_0(&cachefile)) s.cachefile = cachefile.s ;
+  if (mkdir(conf.cache, 0700) == -1 && errno != EEXIST) s.cachedir = 0 ;
+  else if (stralloc_cats(&cachefile, conf.cache) && stralloc_cats(&cachefile, "/scan") && stralloc_0(&cachefile)) s.cachedir = cachefile.s ;
   s.now = p->now ;
   s.tempsbefore = p->now - (int64_t)conf.grace * 1000000000 ;
   s.stamps = &onbucket ;

@@ -292,7 +292,7 @@ static int build (int listing, int64_t *nextexpiry)
     if (!stralloc_cats(&cachefile, conf.cache) || !stralloc_cats(&cachefile, "/scan") || !stralloc_0(&cachefile)) r = -1 ;
     else
     {
-      s.cachefile = cachefile.s ;
+      s.cachedir = cachefile.s ;
       s.full = full ;
       s.now = b.now ;
       s.stamps = &onbucket ;

@@ -8,7 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
-#include <skalibs/buffer.h>
+#include <sys/uio.h>
+#include <skalibs/allreadwrite.h>
 #include <skalibs/genalloc.h>
 #include <skalibs/stralloc.h>
 #include <skalibs/strerr.h>
@@ -70,112 +71,77 @@ static int entcmp (void const *a, void const *b)
   return memcmp(((scanent_t const *)a)->ip.b, ((scanent_t const *)b)->ip.b, 16) ;
 }
 
-typedef struct reader_s reader_t ;
-struct reader_s
-{
-  int fd ;
-  int ok ;
-  buffer b ;
-  char buf[65536] ;
-} ;
+/* One cache file per bucket, SCANDIR/BB: a header, the section, the
+   entries. Only the buckets read again are written, so that a rebuild
+   after one login writes one small file. */
 
-static int getn (buffer *b, void *s, size_t n)
+static int cache_path (stralloc *sa, char const *dir, char const *bname, char const *suffix)
 {
-  size_t w = 0 ;
-  return buffer_getall(b, s, n, &w) > 0 && w == n ;
-}
-
-static void reader_open (reader_t *r, char const *file)
-{
-  struct cachehdr h ;
-  r->ok = 0 ;
-  r->fd = file ? open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1 ;
-  if (r->fd == -1) return ;
-  buffer_init(&r->b, &fd_readv, r->fd, r->buf, sizeof r->buf) ;
-  if (!getn(&r->b, &h, sizeof h)) return ;
-  if (memcmp(h.magic, magic, 8) || h.buckets != STAMP_BUCKETS || h.entsize != sizeof(scanent_t)) return ;
-  r->ok = 1 ;
-}
-
-/* the next section, its entries in sa; 0 and r->ok cleared if unusable */
-static int reader_next (reader_t *r, struct section *sec, stralloc *sa)
-{
-  if (!r->ok) return 0 ;
   sa->len = 0 ;
-  if (!getn(&r->b, sec, sizeof *sec) || sec->n > (1u << 28)
-   || !stralloc_ready(sa, (size_t)sec->n * sizeof(scanent_t))
-   || !getn(&r->b, sa->s, (size_t)sec->n * sizeof(scanent_t))
-   || checksum(sec, (scanent_t const *)sa->s, sec->n) != sec->sum)
-  {
-    r->ok = 0 ;
-    return 0 ;
-  }
-  sa->len = (size_t)sec->n * sizeof(scanent_t) ;
-  return 1 ;
+  return stralloc_cats(sa, dir) && stralloc_cats(sa, "/") && stralloc_cats(sa, bname)
+      && (!suffix || stralloc_cats(sa, suffix)) && stralloc_0(sa) ;
 }
 
-typedef struct writer_s writer_t ;
-struct writer_s
+/* 1 and the section and entries in sa if the bucket's cache file is whole */
+static int cache_read (char const *dir, char const *bname, struct section *sec, stralloc *sa, stralloc *path)
 {
-  int fd ;
-  buffer b ;
-  stralloc tmp ;
-  char buf[65536] ;
-} ;
-
-static void writer_open (writer_t *w, char const *file)
-{
-  char pid[PID_FMT] ;
   struct cachehdr h ;
-  size_t w_ ;
-  w->fd = -1 ;
-  w->tmp = stralloc_zero ;
-  if (!file) return ;
-  pid[pid_fmt(pid, getpid())] = 0 ;
-  if (!stralloc_cats(&w->tmp, file) || !stralloc_cats(&w->tmp, ".tmp.") || !stralloc_cats(&w->tmp, pid) || !stralloc_0(&w->tmp)) return ;
-  unlink(w->tmp.s) ;
-  w->fd = open(w->tmp.s, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600) ;
-  if (w->fd == -1)
+  struct stat st ;
+  size_t want ;
+  int fd ;
+  if (!cache_path(path, dir, bname, 0)) return 0 ;
+  fd = open(path->s, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) ;
+  if (fd == -1) return 0 ;
+  if (fstat(fd, &st) == -1 || st.st_size < (off_t)(sizeof h + sizeof *sec)
+   || allread(fd, (char *)&h, sizeof h) != sizeof h || allread(fd, (char *)sec, sizeof *sec) != sizeof *sec
+   || memcmp(h.magic, magic, 8) || h.buckets != STAMP_BUCKETS || h.entsize != sizeof(scanent_t) || sec->n > (1u << 26))
+    goto no ;
+  want = (size_t)sec->n * sizeof(scanent_t) ;
+  if ((size_t)st.st_size != sizeof h + sizeof *sec + want || !stralloc_ready(sa, want)
+   || allread(fd, sa->s, want) != want || checksum(sec, (scanent_t const *)sa->s, sec->n) != sec->sum)
+    goto no ;
+  sa->len = want ;
+  close(fd) ;
+  return 1 ;
+ no:
+  close(fd) ;
+  return 0 ;
+}
+
+/* A cache that cannot be written costs speed, not correctness: one warning
+   per scan, then none. */
+static void cache_write (scan_t *s, char const *dir, char const *bname, struct section *sec, scanent_t const *e, stralloc *path, stralloc *tmp)
+{
+  struct cachehdr h ;
+  char pid[PID_FMT] ;
+  int fd ;
+  if (!(sec->flags & SEC_VALID))
   {
-    strerr_warnwusys("write the scan cache ", w->tmp.s) ;
+    if (cache_path(path, dir, bname, 0)) unlink(path->s) ;
     return ;
   }
-  buffer_init(&w->b, &fd_writev, w->fd, w->buf, sizeof w->buf) ;
   memcpy(h.magic, magic, 8) ;
   h.buckets = STAMP_BUCKETS ;
   h.entsize = sizeof(scanent_t) ;
-  if (!buffer_putall(&w->b, (char *)&h, sizeof h, &w_)) w->fd = -2 ;
-}
-
-static void writer_put (writer_t *w, struct section *sec, scanent_t const *e)
-{
-  size_t w_ = 0, w2 = 0 ;
-  if (w->fd < 0) return ;
   sec->sum = checksum(sec, e, sec->n) ;
-  if (!buffer_putall(&w->b, (char *)sec, sizeof *sec, &w_)
-   || !buffer_putall(&w->b, (char const *)e, (size_t)sec->n * sizeof *e, &w2))
+  pid[pid_fmt(pid, getpid())] = 0 ;
+  if (!cache_path(path, dir, bname, 0) || !stralloc_copyb(tmp, path->s, path->len - 1)
+   || !stralloc_cats(tmp, ".tmp.") || !stralloc_cats(tmp, pid) || !stralloc_0(tmp)) return ;
+  fd = open(tmp->s, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600) ;
+  if (fd == -1) goto err ;
   {
-    strerr_warnwusys("write the scan cache ", w->tmp.s) ;
-    close(w->fd) ;
-    unlink(w->tmp.s) ;
-    w->fd = -1 ;
+    struct iovec v[3] = {
+      { .iov_base = &h, .iov_len = sizeof h },
+      { .iov_base = sec, .iov_len = sizeof *sec },
+      { .iov_base = (void *)e, .iov_len = (size_t)sec->n * sizeof *e } } ;
+    size_t total = v[0].iov_len + v[1].iov_len + v[2].iov_len ;
+    if (allwritev(fd, v, 3) != total) { close(fd) ; unlink(tmp->s) ; goto err ; }
   }
-}
-
-static void writer_close (writer_t *w, char const *file, int commit)
-{
-  if (w->fd == -2) { commit = 0 ; w->fd = buffer_getfd(&w->b) ; }
-  if (w->fd >= 0)
-  {
-    if (commit && (!buffer_flush(&w->b) || close(w->fd) == -1 || rename(w->tmp.s, file) == -1))
-    {
-      strerr_warnwusys("write the scan cache ", w->tmp.s) ;
-      commit = 0 ;
-    }
-    else if (!commit) close(w->fd) ;
-    if (!commit) unlink(w->tmp.s) ;
-  }
-  stralloc_free(&w->tmp) ;
+  if (close(fd) == -1 || rename(tmp->s, path->s) == -1) { unlink(tmp->s) ; goto err ; }
+  return ;
+ err:
+  if (!s->cachewarned) strerr_warnwusys("write the scan cache ", tmp->s) ;
+  s->cachewarned = 1 ;
 }
 
 static char const *junkwhy (mode_t m)
@@ -314,14 +280,15 @@ static int reread (scan_t *s, int dirfd, char const *bname, unsigned int b, stru
 
 int scan_relay (scan_t *s, int dirfd)
 {
-  reader_t *r = malloc(sizeof *r) ;
-  writer_t *w = malloc(sizeof *w) ;
-  stralloc cached = STRALLOC_ZERO, fresh = STRALLOC_ZERO ;
+  stralloc cached = STRALLOC_ZERO, fresh = STRALLOC_ZERO, path = STRALLOC_ZERO, tmp = STRALLOC_ZERO ;
   int ret = 0 ;
-  if (!r || !w) { free(r) ; free(w) ; return -1 ; }
   memset(&s->st, 0, sizeof s->st) ;
-  reader_open(r, s->full ? 0 : s->cachefile) ;
-  writer_open(w, s->cachefile) ;
+  s->cachewarned = 0 ;
+  if (s->cachedir && mkdir(s->cachedir, 0700) == -1 && errno != EEXIST)
+  {
+    strerr_warnwusys("create the scan cache ", s->cachedir) ;
+    s->cachewarned = 1 ;
+  }
 
   for (unsigned int b = 0 ; b < STAMP_BUCKETS ; b++)
   {
@@ -329,7 +296,6 @@ int scan_relay (scan_t *s, int dirfd)
     struct stat st ;
     struct section old, sec ;
     stralloc *use = &fresh ;
-    int have = reader_next(r, &old, &cached) ;
     memset(&sec, 0, sizeof sec) ;
     stamp_bucketname(bname, b) ;
     if (fstatat(dirfd, bname, &st, AT_SYMLINK_NOFOLLOW) == -1)
@@ -343,7 +309,8 @@ int scan_relay (scan_t *s, int dirfd)
       if (s->other) (*s->other)(b, dirfd, bname, SCAN_JUNK, 0, junkwhy(st.st_mode), s->ctx) ;
       fresh.len = 0 ;
     }
-    else if (have && (old.flags & SEC_VALID) && old.dev == (uint64_t)st.st_dev && old.ino == (uint64_t)st.st_ino
+    else if (s->cachedir && !s->full && cache_read(s->cachedir, bname, &old, &cached, &path)
+          && (old.flags & SEC_VALID) && old.dev == (uint64_t)st.st_dev && old.ino == (uint64_t)st.st_ino
           && old.mtime == NS(st.st_mtim) && old.ctime == NS(st.st_ctim)
           && !(s->tempsbefore && old.temps && old.oldesttemp < s->tempsbefore))
     {
@@ -355,26 +322,24 @@ int scan_relay (scan_t *s, int dirfd)
     {
       if (!reread(s, dirfd, bname, b, &sec, &fresh)) { ret = -1 ; break ; }
       s->st.reread++ ;
+      if (s->cachedir) cache_write(s, s->cachedir, bname, &sec, (scanent_t const *)fresh.s, &path, &tmp) ;
     }
     s->st.temps += sec.temps ;
     s->st.junk += sec.junk ;
     sec.n = (uint32_t)(use->len / sizeof(scanent_t)) ;
     s->st.stamps += sec.n ;
-    writer_put(w, &sec, (scanent_t const *)use->s) ;
     ret = (*s->stamps)(b, (scanent_t const *)use->s, sec.n, s->ctx) ;
     if (ret) break ;
   }
 
   {
     int e = errno ;
-    writer_close(w, s->cachefile, !ret) ;
-    if (r->fd >= 0) close(r->fd) ;
+    stralloc_free(&cached) ;
+    stralloc_free(&fresh) ;
+    stralloc_free(&path) ;
+    stralloc_free(&tmp) ;
     errno = e ;
   }
-  stralloc_free(&cached) ;
-  stralloc_free(&fresh) ;
-  free(r) ;
-  free(w) ;
   return ret ;
 }
 

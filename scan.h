@@ -7,6 +7,8 @@
    recorded then. The cache file holds, per bucket, that record and the
    stamps (address, mtime); a scan stats the 256 bucket directories and
    reads again only those that changed, instead of stat'ing every stamp.
+   The cache is a directory with one file per bucket, rewritten only when
+   that bucket was read again.
 
    A bucket changed within the last second is not recorded, since a second
    change in the same clock tick would leave its mtime as it was. A cache
@@ -51,7 +53,7 @@ struct scanstats_s
 typedef struct scan_s scan_t ;
 struct scan_s
 {
-  char const *cachefile ;   /* 0: no cache */
+  char const *cachedir ;    /* the cache's directory, made if missing; 0: no cache */
   int full ;                /* re-read every bucket */
   int64_t now ;             /* stamp_now() at the start */
   int64_t tempsbefore ;     /* re-read buckets holding temps older than this (0: never) */
@@ -59,6 +61,7 @@ struct scan_s
   scan_other_fn *other ;    /* may be 0 */
   void *ctx ;
   scanstats_t st ;
+  int cachewarned ;
 } ;
 
 /* Scans the relay directory open at dirfd. Returns 0, the callback's
