@@ -289,6 +289,17 @@ int scan_relay (scan_t *s, int dirfd)
     strerr_warnwusys("create the scan cache ", s->cachedir) ;
     s->cachewarned = 1 ;
   }
+  if (s->cachedir)
+  {
+    /* What the cache says is granted: nobody else may write it. */
+    struct stat st ;
+    if (lstat(s->cachedir, &st) == -1 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() || st.st_mode & 022)
+    {
+      if (!s->cachewarned) strerr_warnw("not using the scan cache ", s->cachedir, ": it must be a directory of this user that no one else can write") ;
+      s->cachewarned = 1 ;
+      s->cachedir = 0 ;
+    }
+  }
 
   for (unsigned int b = 0 ; b < STAMP_BUCKETS ; b++)
   {

@@ -223,6 +223,12 @@ t relay-open -v
 expect_grep "a damaged cache is not trusted: every bucket is read again" 0 "read $(ls "$T/relay" | wc -l) of 256 buckets"
 is "and the grants are right" "$(for a in 192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4; do decision $a "$T/rules.cdb" | grep -c RELAYCLIENT; done | tr -d '\n')" 1011
 
+chmod 777 "$T/cache/scan"
+t relay-open -v
+expect_grep "a scan cache others could write is not trusted" 0 "warning: not using the scan cache $T/cache/scan: it must be a directory of this user that no one else can write"
+expect_grep "and every bucket is read" 0 "read $(ls "$T/relay" | wc -l) of 256 buckets"
+chmod 700 "$T/cache/scan"
+
 # --- listing ---
 age 192.0.2.3 1801
 USER='eve l' TCPREMOTEIP=10.9.0.1 pop3-wrapper true 2>/dev/null
