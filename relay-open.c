@@ -120,57 +120,44 @@ static void fmttime (char *s, int64_t ns)
 
 static void listone (build_t *b, unsigned int bucket, scanent_t const *e, int v, long rec, char const *why)
 {
-  char addr[IP_FMT], bname[3], granted[32], num[UINT64_FMT], user[STAMP_FIELDMAX * 4] = "?" ;
   static char const *const status[] = { "granted", "expired", "future", "never", "never", "no-key", "denied" } ;
-  int64_t left = stamp_expiry(e->mtime, conf.ttl) - b->now ;
+  char addr[IP_FMT], bname[3], granted[32], num[UINT64_FMT] ;
   char buf[STAMP_SIZEMAX + 1] ;
+  stampinfo_t si ;
+  int64_t left = stamp_expiry(e->mtime, conf.ttl) - b->now ;
+  int fd, bfd ;
+  ssize_t r = -1 ;
+  size_t w = 0 ;
+
   ip_fmt(addr, &e->ip) ;
   stamp_bucketname(bname, bucket) ;
-  {
-    int bfd = openat(b->dirfd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) ;
-    int fd = bfd >= 0 ? openat(bfd, addr, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK) : -1 ;
-    if (bfd >= 0) close(bfd) ;
-    if (fd >= 0)
-    {
-      ssize_t r = read(fd, buf, sizeof buf) ;
-      stampinfo_t si ;
-      close(fd) ;
-      if (r >= 0 && stamp_parse(&si, buf, (size_t)r) && si.user[0])
-      {
-        /* printed escaped, as in the file: one line per grant, whatever a
-           user name holds */
-        stralloc sa = STRALLOC_ZERO ;
-        stampinfo_t only ;
-        memset(&only, 0, sizeof only) ;
-        memcpy(only.user, si.user, sizeof si.user) ;
-        if (stamp_fmt(&sa, &only) && sa.len > 6 && sa.len - 6 < sizeof user)
-        {
-          memcpy(user, sa.s + 5, sa.len - 6) ;
-          user[sa.len - 6] = 0 ;
-        }
-        stralloc_free(&sa) ;
-      }
-    }
-  }
+  bfd = openat(b->dirfd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) ;
+  fd = bfd >= 0 ? openat(bfd, addr, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) : -1 ;
+  if (bfd >= 0) close(bfd) ;
+  if (fd >= 0) { r = read(fd, buf, sizeof buf) ; close(fd) ; }
+  if (r < 0 || !stamp_parse(&si, buf, (size_t)r) || !si.user[0]) strcpy(si.user, "?") ;
   fmttime(granted, e->mtime) ;
+  num[uint64_fmt(num, left > 0 ? (uint64_t)(left / 1000000000) : 0)] = 0 ;
+
+  /* one line per stamp, whatever a user name holds: it is escaped as in
+     the stamp itself */
   b->line.len = 0 ;
-  stralloc_cats(&b->line, addr) ;
-  stralloc_cats(&b->line, " user=") ; stralloc_cats(&b->line, user) ;
-  stralloc_cats(&b->line, " granted=") ; stralloc_cats(&b->line, granted) ;
-  stralloc_cats(&b->line, " expires-in=") ;
-  if (left > 0) { num[uint64_fmt(num, (uint64_t)(left / 1000000000))] = 0 ; stralloc_cats(&b->line, num) ; stralloc_cats(&b->line, "s") ; }
-  else stralloc_cats(&b->line, "0s") ;
-  stralloc_cats(&b->line, " status=") ; stralloc_cats(&b->line, status[v]) ;
-  if (v == V_DENIED && rec >= 0)
+  if (!stralloc_cats(&b->line, addr) || !stralloc_cats(&b->line, " user=")
+   || !stamp_escape(&b->line, si.user, sizeof si.user)
+   || !stralloc_cats(&b->line, " granted=") || !stralloc_cats(&b->line, granted)
+   || !stralloc_cats(&b->line, " expires-in=") || !stralloc_cats(&b->line, num)
+   || !stralloc_cats(&b->line, "s status=") || !stralloc_cats(&b->line, status[v]))
+    strerr_diefusys(111, "list") ;
+  if (v == V_DENIED)
   {
     num[uint_fmt(num, rules_rec(&b->rules, rec)->line)] = 0 ;
-    stralloc_cats(&b->line, " rule-line=") ; stralloc_cats(&b->line, num) ;
+    if (!stralloc_cats(&b->line, " rule-line=") || !stralloc_cats(&b->line, num)) strerr_diefusys(111, "list") ;
   }
-  if (why) { stralloc_cats(&b->line, " (") ; stralloc_cats(&b->line, why) ; stralloc_cats(&b->line, ")") ; }
-  if (v == V_POLICY) stralloc_cats(&b->line, " (in POPRELAY_NEVER)") ;
-  if (v == V_NOKEY) stralloc_cats(&b->line, " (IPv6, and POPRELAY_TCPRULES is ucspi-tcp)") ;
-  stralloc_catb(&b->line, "\n", 1) ;
-  if (!buffer_putall(buffer_1, b->line.s, b->line.len, &(size_t){ 0 }))
+  if (v == V_NEVER && (!stralloc_cats(&b->line, " (") || !stralloc_cats(&b->line, why) || !stralloc_cats(&b->line, ")")))
+    strerr_diefusys(111, "list") ;
+  if (v == V_POLICY && !stralloc_cats(&b->line, " (in POPRELAY_NEVER)")) strerr_diefusys(111, "list") ;
+  if (v == V_NOKEY && !stralloc_cats(&b->line, " (IPv6, and POPRELAY_TCPRULES is ucspi-tcp)")) strerr_diefusys(111, "list") ;
+  if (!stralloc_catb(&b->line, "\n", 1) || !buffer_putall(buffer_1, b->line.s, b->line.len, &w))
     strerr_diefusys(111, "write to stdout") ;
 }
 

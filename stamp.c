@@ -75,26 +75,31 @@ static int plain (unsigned char c)
   return c > 0x20 && c < 0x7f && c != '\\' ;
 }
 
-int stamp_fmt (stralloc *sa, stampinfo_t const *si)
+int stamp_escape (stralloc *sa, char const *v, size_t max)
 {
   static char const hex[] = "0123456789abcdef" ;
+  for (size_t j = 0 ; j < max && v[j] ; j++)
+  {
+    unsigned char c = (unsigned char)v[j] ;
+    if (plain(c)) { if (!stralloc_catb(sa, (char *)&c, 1)) return 0 ; }
+    else
+    {
+      char e[4] = { '\\', 'x', hex[c >> 4], hex[c & 15] } ;
+      if (!stralloc_catb(sa, e, 4)) return 0 ;
+    }
+  }
+  return 1 ;
+}
+
+int stamp_fmt (stralloc *sa, stampinfo_t const *si)
+{
   for (unsigned int i = 0 ; i < NFIELDS ; i++)
   {
     size_t max ;
     char const *v = field((stampinfo_t *)si, i, &max) ;
     if (!v[0]) continue ;
-    if (!stralloc_cats(sa, fieldnames[i]) || !stralloc_catb(sa, " ", 1)) return 0 ;
-    for (size_t j = 0 ; j < max && v[j] ; j++)
-    {
-      unsigned char c = (unsigned char)v[j] ;
-      if (plain(c)) { if (!stralloc_catb(sa, (char *)&c, 1)) return 0 ; }
-      else
-      {
-        char e[4] = { '\\', 'x', hex[c >> 4], hex[c & 15] } ;
-        if (!stralloc_catb(sa, e, 4)) return 0 ;
-      }
-    }
-    if (!stralloc_catb(sa, "\n", 1)) return 0 ;
+    if (!stralloc_cats(sa, fieldnames[i]) || !stralloc_catb(sa, " ", 1)
+     || !stamp_escape(sa, v, max) || !stralloc_catb(sa, "\n", 1)) return 0 ;
   }
   return 1 ;
 }

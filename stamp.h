@@ -59,6 +59,8 @@ struct stampinfo_s
    write: known names in any order, each once, values escaped; returns 1
    or 0. */
 extern int stamp_fmt (stralloc *, stampinfo_t const *) ;
+/* Appends the first max bytes of the string v, escaped as in a stamp. */
+extern int stamp_escape (stralloc *, char const *v, size_t max) ;
 extern int stamp_parse (stampinfo_t *, char const *s, size_t len) ;
 #define STAMP_SIZEMAX 2048
 
