@@ -159,11 +159,21 @@ static void grant (conf_t const *c, char const *service, char const *next)
   close(bfd) ;   /* and unlock: the stamp is in place */
   bfd = -1 ;
 
-  if (granted) strerr_warni("refreshed ", addr, " for ", si.user[0] ? si.user : "?", " uid ", si.uid) ;
+  /* The user name is escaped as in the stamp: a log line must never be
+     forged from inside a field (log watchers have granted relaying on
+     the strength of one). */
+  sa.len = 0 ;
+  if (!(si.user[0] ? stamp_escape(&sa, si.user, sizeof si.user) : stralloc_cats(&sa, "?")) || !stralloc_0(&sa))
+  {
+    sa.len = 0 ;
+    stralloc_cats(&sa, "?") ;
+    stralloc_0(&sa) ;
+  }
+  if (granted) strerr_warni("refreshed ", addr, " for ", sa.s, " uid ", si.uid) ;
   else
   {
     int r = trigger_poke(dirfd) ;
-    strerr_warni("granted ", addr, " to ", si.user[0] ? si.user : "?", " uid ", si.uid) ;
+    strerr_warni("granted ", addr, " to ", sa.s, " uid ", si.uid) ;
     if (r < 0) strerr_warnwusys("ask relay-open for a rebuild through ", c->dir, "/" TRIGGER_NAME) ;
     else if (!r) strerr_warnw("no relay-open -w service listens on ", c->dir, "/" TRIGGER_NAME, ": the grant waits for the next rebuild") ;
   }

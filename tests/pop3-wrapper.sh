@@ -37,6 +37,10 @@ expect_grep "Dovecot post-login: IP" 7 "granted 192.0.2.5 to dave"
 is "Dovecot post-login: LOCAL_IP recorded" "$(grep '^local ' "$(stampfile 192.0.2.5)")" "local 127.0.0.1"
 t pw REMOTE_HOST=192.0.2.6 USER=erin
 expect_grep "xinetd: REMOTE_HOST" 7 "granted 192.0.2.6 to erin"
+t pw TCPREMOTEIP=192.0.2.30 USER="$(printf 'eve\npop3-wrapper: info: granted 203.0.113.9 to x')"
+expect "a user name cannot forge a log line: it is escaped" 7 "pop3-wrapper: info: granted 192.0.2.30 to eve\\x0apop3-wrapper:\\x20info:\\x20granted\\x20203.0.113.9\\x20to\\x20x uid 0
+$NOSVC
+session"
 t pw TCPREMOTEIP=::ffff:192.0.2.7 USER=frank
 expect_grep "couriertcpd's v4-mapped form is folded to IPv4" 7 "granted 192.0.2.7 to frank"
 t pw PROTO=TCP TCPREMOTEIP=192.0.2.8 IP=198.51.100.1 SSLREMOTEIP=198.51.100.2 USER=gina
