@@ -106,6 +106,30 @@ int conf_set (conf_t *c, char const *name, char const *value, char const **why)
   return 0 ;
 }
 
+char const *conf_optvar (int opt)
+{
+  switch (opt)
+  {
+    case 'd' : return "POPRELAY_DIR" ;
+    case 'c' : return "POPRELAY_CACHE" ;
+    case 'r' : return "POPRELAY_RULES" ;
+    case 'o' : return "POPRELAY_CDB" ;
+    case 't' : return "POPRELAY_TTL" ;
+    case 'k' : return "POPRELAY_SKEW" ;
+    case 'n' : return "POPRELAY_NEVER" ;
+    case 'e' : return "POPRELAY_ENV" ;
+    case 'T' : return "POPRELAY_TCPRULES" ;
+    case 'g' : return "POPRELAY_GRACE" ;
+    default : return 0 ;
+  }
+}
+
+int conf_setopt (conf_t *c, int opt, char const *arg, char const **why)
+{
+  char const *name = conf_optvar(opt) ;
+  return name ? conf_set(c, name, arg, why) : -1 ;
+}
+
 int conf_env (conf_t *c, char const *const *names, char const **bad, char const **why)
 {
   for ( ; *names ; names++)

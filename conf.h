@@ -44,6 +44,13 @@ extern int conf_set (conf_t *, char const *name, char const *value, char const *
    environment. Returns 1, or 0 with *bad the variable and *why. */
 extern int conf_env (conf_t *, char const *const *names, char const **bad, char const **why) ;
 
+/* The option that sets a variable has the same letter in every program:
+   d dir, c cache, r rules, o cdb, t ttl, k skew, n never, e env,
+   T tcprules, g grace. conf_setopt returns 1, 0 with *why for a bad
+   value, or -1 if opt sets no variable. */
+extern char const *conf_optvar (int opt) ;
+extern int conf_setopt (conf_t *, int opt, char const *arg, char const **why) ;
+
 /* Strict decimal: the whole of s, no sign, no leading zero, min..max. */
 extern int conf_uint (char const *s, unsigned int min, unsigned int max, unsigned int *u) ;
 

@@ -206,22 +206,21 @@ int main (int argc, char const *const *argv)
   for (;;)
   {
     int opt = subgetopt_r(argc, argv, "+d:t:k:n:s:", &l) ;
-    char const *name = 0 ;
     if (opt == -1) break ;
     switch (opt)
     {
-      case 'd' : name = "POPRELAY_DIR" ; break ;
-      case 't' : name = "POPRELAY_TTL" ; break ;
-      case 'k' : name = "POPRELAY_SKEW" ; break ;
-      case 'n' : name = "POPRELAY_NEVER" ; break ;
       case 's' : service = l.arg ; break ;
-      default : strerr_dieusage(100, USAGE) ;
-    }
-    if (name && !conf_set(&c, name, l.arg, &why))
-    {
-      char o[3] = { '-', (char)opt, 0 } ;
-      strerr_warnw("not granting relaying: bad ", o, " ", name + 9, ": ", why) ;
-      ok = 0 ;
+      default :
+      {
+        int r = conf_setopt(&c, opt, l.arg, &why) ;
+        if (r < 0) strerr_dieusage(100, USAGE) ;
+        if (!r)
+        {
+          char o[3] = { '-', (char)opt, 0 } ;
+          strerr_warnw("not granting relaying: bad ", o, " ", conf_optvar(opt) + 9, ": ", why) ;
+          ok = 0 ;
+        }
+      }
     }
   }
   argc -= l.ind ; argv += l.ind ;

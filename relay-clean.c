@@ -303,25 +303,23 @@ int main (int argc, char const *const *argv)
   for (;;)
   {
     int opt = subgetopt_r(argc, argv, "+vqnwd:c:t:k:g:", &l) ;
-    char const *name = 0 ;
     if (opt == -1) break ;
     switch (opt)
     {
       case 'v' : verbose = 1 ; break ;
       case 'q' : quiet = 1 ; break ;
-      case 'n' : dryrun = 1 ; break ;
+      case 'n' : dryrun = 1 ; break ;   /* relay-clean has no never list */
       case 'w' : watch = 1 ; break ;
-      case 'd' : name = "POPRELAY_DIR" ; break ;
-      case 'c' : name = "POPRELAY_CACHE" ; break ;
-      case 't' : name = "POPRELAY_TTL" ; break ;
-      case 'k' : name = "POPRELAY_SKEW" ; break ;
-      case 'g' : name = "POPRELAY_GRACE" ; break ;
-      default : strerr_dieusage(100, USAGE) ;
-    }
-    if (name && !conf_set(&conf, name, l.arg, &why))
-    {
-      char o[3] = { '-', (char)opt, 0 } ;
-      strerr_dief(100, "bad ", o, " ", l.arg, ": ", why) ;
+      default :
+      {
+        int r = conf_setopt(&conf, opt, l.arg, &why) ;
+        if (r < 0) strerr_dieusage(100, USAGE) ;
+        if (!r)
+        {
+          char o[3] = { '-', (char)opt, 0 } ;
+          strerr_dief(100, "bad ", o, " ", l.arg, ": ", why) ;
+        }
+      }
     }
   }
   argc -= l.ind ; argv += l.ind ;

@@ -443,7 +443,6 @@ int main (int argc, char const *const *argv)
   for (;;)
   {
     int opt = subgetopt_r(argc, argv, "vfwld:c:r:o:t:k:n:e:T:", &l) ;
-    char const *name = 0 ;
     if (opt == -1) break ;
     switch (opt)
     {
@@ -451,21 +450,16 @@ int main (int argc, char const *const *argv)
       case 'f' : full = 1 ; break ;
       case 'w' : if (mode == 'l') strerr_dieusage(100, USAGE) ; mode = 'w' ; break ;
       case 'l' : if (mode == 'w') strerr_dieusage(100, USAGE) ; mode = 'l' ; break ;
-      case 'd' : name = "POPRELAY_DIR" ; break ;
-      case 'c' : name = "POPRELAY_CACHE" ; break ;
-      case 'r' : name = "POPRELAY_RULES" ; break ;
-      case 'o' : name = "POPRELAY_CDB" ; break ;
-      case 't' : name = "POPRELAY_TTL" ; break ;
-      case 'k' : name = "POPRELAY_SKEW" ; break ;
-      case 'n' : name = "POPRELAY_NEVER" ; break ;
-      case 'e' : name = "POPRELAY_ENV" ; break ;
-      case 'T' : name = "POPRELAY_TCPRULES" ; break ;
-      default : strerr_dieusage(100, USAGE) ;
-    }
-    if (name && !conf_set(&conf, name, l.arg, &why))
-    {
-      char o[3] = { '-', (char)opt, 0 } ;
-      strerr_dief(100, "bad ", o, " ", l.arg, ": ", why) ;
+      default :
+      {
+        int r = conf_setopt(&conf, opt, l.arg, &why) ;
+        if (r < 0) strerr_dieusage(100, USAGE) ;
+        if (!r)
+        {
+          char o[3] = { '-', (char)opt, 0 } ;
+          strerr_dief(100, "bad ", o, " ", l.arg, ": ", why) ;
+        }
+      }
     }
   }
   if (l.ind < argc) strerr_dieusage(100, USAGE) ;
