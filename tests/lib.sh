@@ -149,3 +149,144 @@ age () {
   f=$(stampfile "$1") || return 1
   cp "$f" "$f.aging" && touch -d "@$(( $(date +%s) - $2 ))" "$f.aging" && mv "$f.aging" "$f"
 }
+
+# --- end-to-end: real mail servers on loopback ---
+#
+# The mail host of the end-to-end scripts, all in $T: the user alice
+# (password "secret", uid E2E_UID) with two messages in her Maildir, the
+# password file of cvm-pwfile, pop3-wrapper installed set-gid to the group
+# E2E_GID as README step 2 says (E2E_WRAPPER), with the relay directory of
+# that group, and a qmail home for mailfront's SMTP front end. E2E_U6 holds
+# Debian's ucspi-tcp-ipv6 programs. The static rules give
+# every client QMAILQUEUE, pointing at a stand-in for qmail-queue that
+# keeps each message and the variables its session ran with in $T/queue,
+# so that a test sees what tcpserver -x gave the session. No account is
+# made: the ids are numbers that no account uses.
+E2E_UID=4300
+E2E_GID=4242
+E2E_U6=$TOP/.deps/ucspi-tcp-ipv6/usr/bin
+
+e2e_setup () {
+  chmod 755 "$T"
+  mkdir -p "$T/home/alice/Maildir/new" "$T/home/alice/Maildir/cur" "$T/home/alice/Maildir/tmp"
+  printf 'From: bob@example.net\nTo: alice@example.org\nSubject: first\n\nHello.\n' > "$T/home/alice/Maildir/new/1000000001.1.host"
+  printf 'From: carol@example.net\nTo: alice@example.org\nSubject: second\n\nHello again,\nCarol\n' > "$T/home/alice/Maildir/new/1000000002.1.host"
+  chown -R "$E2E_UID:$E2E_UID" "$T/home"
+  echo "alice:secret:$E2E_UID:$E2E_UID:Alice:$T/home/alice:/bin/sh" > "$T/pwfile"
+  chmod 600 "$T/pwfile"
+  CVM_PWFILE_PATH=$T/pwfile
+  export CVM_PWFILE_PATH
+  mkdir -p "$T/sbin"
+  cp "$BIN/pop3-wrapper" "$T/sbin/pop3-wrapper"
+  chgrp "$E2E_GID" "$T/sbin/pop3-wrapper"
+  chmod 2755 "$T/sbin/pop3-wrapper"
+  E2E_WRAPPER=$T/sbin/pop3-wrapper
+  setup_relay
+  chgrp "$E2E_GID" "$POPRELAY_DIR"
+  chmod 2770 "$POPRELAY_DIR"
+  mkdir -p "$T/qmail/control" "$T/queue"
+  echo example.org > "$T/qmail/control/rcpthosts"
+  cat > "$T/qmail/queue" <<EOQ
+#!/bin/sh
+# a stand-in for qmail-queue: the message on fd 0, the envelope on fd 1
+n=$T/queue/\$\$
+cat > "\$n.msg"
+tr '\\0' '\\n' <&1 > "\$n.env"
+echo "RELAYCLIENT=\${RELAYCLIENT-(unset)} MARK=\${MARK-(unset)}" > "\$n.vars"
+EOQ
+  chmod 755 "$T/qmail/queue"
+  cat > "$POPRELAY_RULES" <<EOR
+# the static SMTP rules: a denied client, and the content scanner for all
+127.0.0.9:deny
+:allow,QMAILQUEUE="$T/qmail/queue",MARK="static rules"
+EOR
+  relay-open >/dev/null 2>&1
+}
+
+# e2e_listing: what pop3front-maildir lists for alice's Maildir
+e2e_listing () {
+  i=0
+  for f in "$T"/home/alice/Maildir/new/*; do
+    i=$((i + 1))
+    echo "$i $(wc -c < "$f" | tr -d ' ')"
+  done
+}
+
+# e2e_listening PORT: something listens on that TCP port
+e2e_listening () {
+  [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]
+}
+
+# e2e_pop_service PORT [ADDR [TCPSERVER]]: the POP3 service of README
+# step 4, with mailfront and cvm-pwfile: pop3front-auth switches to the
+# mail user and runs the set-gid pop3-wrapper, which runs
+# pop3front-maildir. Its log goes to $T/pop.log.
+e2e_pop_service () {
+  background "${3:-tcpserver}" -H -R -l pop "${2:-127.0.0.1}" "$1" \
+    pop3front-auth /usr/bin/cvm-pwfile "$E2E_WRAPPER" -s pop3 pop3front-maildir ./Maildir/ 2>>"$T/pop.log"
+  waitfor "POP3 service up" 100 e2e_listening "$1"
+}
+
+# e2e_smtp_service PORT [ADDR [TCPSERVER]]: the SMTP service of README
+# step 6, with mailfront's smtpfront-qmail in the place of qmail-smtpd:
+# the relayclient plugin lets RELAYCLIENT relay, qmail-validate accepts
+# the domains in control/rcpthosts. Its log goes to $T/smtp.log.
+e2e_smtp_service () {
+  background env QMAILHOME="$T/qmail" "${3:-tcpserver}" -H -R -l smtp -x "$POPRELAY_CDB" "${2:-127.0.0.1}" "$1" \
+    smtpfront-qmail relayclient qmail-validate 2>>"$T/smtp.log"
+  waitfor "SMTP service up" 100 e2e_listening "$1"
+}
+
+# e2e_relay_open_service [OPTIONS]: relay-open -v -w, as README step 5
+# runs it, its log in $T/relay-open.log; returns once its first build is
+# done
+e2e_relay_open_service () {
+  background relay-open -v -w "$@" 2>>"$T/relay-open.log"
+  waitfor "relay-open -w built" 100 grep -q 'built' "$T/relay-open.log"
+}
+
+# e2e_login FROM PORT [USER [PASSWORD [SERVER [SCHEME]]]]: curl logs in
+# from the address FROM and lists the mailbox (POP3) or searches it
+# (IMAP); curl's output and exit status
+e2e_login () {
+  path=
+  [ "${6:-pop3}" = imap ] && path='INBOX?ALL'
+  got=$(curl -sS -g --max-time 10 --interface "$1" "${6:-pop3}://${3:-alice}:${4:-secret}@${5:-127.0.0.1}:$2/$path" 2>&1)
+  st=$?
+  printf '%s\n' "$got" | tr -d '\r'
+  return $st
+}
+
+# e2e_rcpt FROM PORT [TO [SERVER]]: an SMTP client at FROM (swaks) asks
+# to send to TO (a remote address by default, so relaying); prints the
+# server's reply code to RCPT TO; or "dropped" when the server accepted
+# the connection and closed it before its greeting (a deny), "none" when
+# it greeted and never answered RCPT, "unreachable" when nothing listens
+e2e_rcpt () {
+  swaks --timeout 10 --server "${4:-127.0.0.1}" --port "$2" --local-interface "$1" \
+    --helo client.example --from alice@example.org --to "${3:-bob@example.net}" --quit-after RCPT 2>&1 |
+    awk '/^=== Connected to / { connected = 1 }
+         /^<[-*~] +220[ -]/ { greeted = 1 }
+         /^ [-~]> RCPT TO/ { rcpt = 1; next }
+         rcpt && /^<[-*~]/ { print $2; done = 1; exit }
+         END { if (!done) print greeted ? "none" : connected ? "dropped" : "unreachable" }'
+}
+
+# e2e_send FROM PORT TO [SERVER]: a whole message from FROM to TO, with
+# the subject "from FROM"; prints the reply code to the end of DATA (or
+# to the command refused), or "none"
+e2e_send () {
+  swaks --timeout 10 --server "${4:-127.0.0.1}" --port "$2" --local-interface "$1" \
+    --helo client.example --from alice@example.org --to "$3" --header "Subject: from $1" 2>&1 |
+    awk '/^<\*\* / { code = $2; exit }
+         /^ [-~]> \.$/ { dot = 1; next }
+         dot && /^<[-~]/ { code = $2; exit }
+         END { print code ? code : "none" }'
+}
+
+# e2e_queued SUBJECT: the variables that the session which queued the
+# message with that subject ran with
+e2e_queued () {
+  f=$(grep -l "^Subject: $1\$" "$T"/queue/*.msg 2>/dev/null | head -1)
+  [ -n "$f" ] && cat "${f%.msg}.vars"
+}
