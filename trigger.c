@@ -34,7 +34,15 @@ int trigger_listen (int dirfd)
   if (fd == -1) return -1 ;
   if (fstat(fd, &st) == -1) goto err ;
   if (!S_ISFIFO(st.st_mode)) { errno = EINVAL ; goto err ; }
-  if (st.st_uid == geteuid() && (st.st_mode & 07777) != 0620 && fchmod(fd, 0620) == -1) goto err ;
+  /* The fifo belongs to whoever owns the relay directory, user and group:
+     pop3-wrapper runs as one (Dovecot's post-login user) or the other
+     (set-gid), and this service is often root. */
+  {
+    struct stat dst ;
+    if (fstat(dirfd, &dst) == -1) goto err ;
+    if (!geteuid() && (st.st_uid != dst.st_uid || st.st_gid != dst.st_gid) && fchown(fd, dst.st_uid, dst.st_gid) == -1) goto err ;
+    if ((!geteuid() || st.st_uid == geteuid()) && (st.st_mode & 07777) != 0620 && fchmod(fd, 0620) == -1) goto err ;
+  }
   /* a writer of our own, so that the reader never sees end-of-file; it
      stays open, unused, for the life of the process */
   w = openat(dirfd, TRIGGER_NAME, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC) ;

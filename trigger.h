@@ -15,8 +15,9 @@
    none is listening (no fifo, or no reader), -1 with errno on error. */
 extern int trigger_poke (int dirfd) ;
 
-/* For the service: makes the fifo if it is missing (mode 0620: the
-   directory's group may poke), opens it for reading, non-blocking, and
+/* For the service: makes the fifo if it is missing, gives it to the
+   relay directory's owner and group, mode 0620 (they may poke, nobody
+   else may), opens it for reading, non-blocking, and
    keeps a writer open so that it never reads end-of-file. Returns the fd
    to poll, or -1 with errno. */
 extern int trigger_listen (int dirfd) ;
