@@ -38,6 +38,9 @@ static int path (char const **field, char const *value, char const **why)
 {
   if (value[0] != '/') { *why = "not an absolute path" ; return 0 ; }
   if (strlen(value) > 4000) { *why = "too long" ; return 0 ; }
+  /* a path is named in messages: a newline there would forge a line */
+  for (char const *p = value ; *p ; p++)
+    if ((unsigned char)*p < 0x20 || *p == 0x7f) { *why = "holds a control character" ; return 0 ; }
   *field = value ;
   return 1 ;
 }
@@ -128,6 +131,14 @@ int conf_setopt (conf_t *c, int opt, char const *arg, char const **why)
 {
   char const *name = conf_optvar(opt) ;
   return name ? conf_set(c, name, arg, why) : -1 ;
+}
+
+void conf_quote (char *buf, size_t size, char const *s)
+{
+  size_t k = 0 ;
+  for ( ; *s && k + 4 < size ; s++) buf[k++] = (unsigned char)*s >= 0x20 && (unsigned char)*s < 0x7f ? *s : '?' ;
+  if (*s) { buf[k++] = '.' ; buf[k++] = '.' ; buf[k++] = '.' ; }
+  buf[k] = 0 ;
 }
 
 int conf_env (conf_t *c, char const *const *names, char const **bad, char const **why)

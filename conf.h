@@ -51,6 +51,11 @@ extern int conf_env (conf_t *, char const *const *names, char const **bad, char 
 extern char const *conf_optvar (int opt) ;
 extern int conf_setopt (conf_t *, int opt, char const *arg, char const **why) ;
 
+/* A value as an error message shows it: printable bytes kept, others
+   as "?", cut with "..." to fit size (at least 5) with its NUL, so that
+   a message stays one short line whatever was given. */
+extern void conf_quote (char *buf, size_t size, char const *s) ;
+
 /* Strict decimal: the whole of s, no sign, no leading zero, min..max. */
 extern int conf_uint (char const *s, unsigned int min, unsigned int max, unsigned int *u) ;
 

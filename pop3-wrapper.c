@@ -16,8 +16,12 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <syslog.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <skalibs/buffer.h>
 #include <skalibs/djbunix.h>
 #include <skalibs/sgetopt.h>
 #include <skalibs/stralloc.h>
@@ -28,7 +32,7 @@
 #include "stamp.h"
 #include "trigger.h"
 
-#define USAGE "pop3-wrapper [ -d dir ] [ -t ttl ] [ -k skew ] [ -n never ] [ -s service ] prog..."
+#define USAGE "pop3-wrapper [ -q ] [ -d dir ] [ -t ttl ] [ -k skew ] [ -n never ] [ -s service ] prog..."
 
 char const *PROG = "pop3-wrapper" ;
 
@@ -37,6 +41,56 @@ static char const *const vars[] = { "POPRELAY_DIR", "POPRELAY_TTL", "POPRELAY_SK
 /* How long a login waits for relay-clean to let go of a bucket before it
    writes without the lock: relay-clean holds it for microseconds. */
 #define LOCKWAIT_MS 200
+
+/* Under inetd, or xinetd with no run script in between, standard error
+   is the client's connection itself: a line written there would reach
+   the client before the session's greeting or answer. It is so when fd 2
+   is the socket fd 0 or fd 1 is, or any Internet socket (no log is one). */
+static int stderrisclient (void)
+{
+  struct stat e, o ;
+  struct sockaddr_storage ss ;
+  socklen_t len = sizeof ss ;
+  if (fstat(2, &e) == -1 || !S_ISSOCK(e.st_mode)) return 0 ;
+  for (int fd = 0 ; fd < 2 ; fd++)
+    if (!fstat(fd, &o) && o.st_dev == e.st_dev && o.st_ino == e.st_ino) return 1 ;
+  return !getsockname(2, (struct sockaddr *)&ss, &len)
+      && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) ;
+}
+
+/* Then our lines go to syslog, facility mail, instead: buffer_2's write
+   function is replaced, so that every message, the fatal ones too, takes
+   that way. A line longer than the room here is cut. */
+static char logline[1024] ;
+static size_t loglen ;
+
+static void syslogline (void)
+{
+  static char const me[] = "pop3-wrapper: " ;
+  char const *s = logline ;
+  int prio = LOG_INFO ;
+  logline[loglen] = 0 ;
+  loglen = 0 ;
+  if (!strncmp(s, me, sizeof me - 1)) s += sizeof me - 1 ;
+  if (!strncmp(s, "warning: ", 9)) prio = LOG_WARNING ;
+  else if (!strncmp(s, "fatal: ", 7)) prio = LOG_ERR ;
+  syslog(prio, "%s", s) ;
+}
+
+static ssize_t tosyslog (int fd, struct iovec const *v, unsigned int n)
+{
+  size_t total = 0 ;
+  (void)fd ;
+  for (unsigned int i = 0 ; i < n ; i++)
+  {
+    char const *p = v[i].iov_base ;
+    for (size_t j = 0 ; j < v[i].iov_len ; j++)
+      if (p[j] == '\n') syslogline() ;
+      else if (loglen < sizeof logline - 1) logline[loglen++] = p[j] ;
+    total += v[i].iov_len ;
+  }
+  return (ssize_t)total ;
+}
 
 static void copyfield (char *dst, size_t max, char const *src)
 {
@@ -81,7 +135,7 @@ static int openbucket (int dirfd, char const *bname, struct stat const *dirst)
   return fd ;
 }
 
-static void grant (conf_t const *c, char const *service, char const *next)
+static void grant (conf_t const *c, char const *service, char const *next, int quiet)
 {
   peer_t p ;
   char const *why ;
@@ -100,7 +154,7 @@ static void grant (conf_t const *c, char const *service, char const *next)
     char const *authorized = getenv("AUTHORIZED") ;
     if (authorized && !strcmp(authorized, "1"))
     {
-      strerr_warni("not granting: AUTHORIZED=1 is a user lookup, not a login") ;
+      if (!quiet) strerr_warni("not granting: AUTHORIZED=1 is a user lookup, not a login") ;
       return ;
     }
   }
@@ -169,11 +223,11 @@ static void grant (conf_t const *c, char const *service, char const *next)
     stralloc_cats(&sa, "?") ;
     stralloc_0(&sa) ;
   }
-  if (granted) strerr_warni("refreshed ", addr, " for ", sa.s, " uid ", si.uid) ;
+  if (granted) { if (!quiet) strerr_warni("refreshed ", addr, " for ", sa.s, " uid ", si.uid) ; }
   else
   {
     int r = trigger_poke(dirfd) ;
-    strerr_warni("granted ", addr, " to ", sa.s, " uid ", si.uid) ;
+    if (!quiet) strerr_warni("granted ", addr, " to ", sa.s, " uid ", si.uid) ;
     if (r < 0) strerr_warnwusys("ask relay-open for a rebuild through ", c->dir, "/" TRIGGER_NAME) ;
     else if (!r) strerr_warnw("no relay-open -w service listens on ", c->dir, "/" TRIGGER_NAME, ": the grant waits for the next rebuild") ;
   }
@@ -190,12 +244,17 @@ int main (int argc, char const *const *argv)
   conf_t c ;
   char const *service = 0 ;
   char const *bad, *why ;
-  int ok = 1 ;
+  int ok = 1, quiet = 0 ;
   subgetopt l = SUBGETOPT_ZERO ;
 
   /* Set-gid, a closed 0, 1 or 2 would let a file we open take its
      place and receive our messages. */
   if (!fd_sanitize()) strerr_diefusys(111, "open /dev/null") ;
+  if (stderrisclient())
+  {
+    openlog(PROG, LOG_PID, LOG_MAIL) ;
+    buffer_2->op = &tosyslog ;
+  }
 
   conf_defaults(&c) ;
   if (!conf_env(&c, vars, &bad, &why))
@@ -205,11 +264,12 @@ int main (int argc, char const *const *argv)
   }
   for (;;)
   {
-    int opt = subgetopt_r(argc, argv, "+d:t:k:n:s:", &l) ;
+    int opt = subgetopt_r(argc, argv, "+qd:t:k:n:s:", &l) ;
     if (opt == -1) break ;
     switch (opt)
     {
       case 's' : service = l.arg ; break ;
+      case 'q' : quiet = 1 ; break ;
       default :
       {
         int r = conf_setopt(&c, opt, l.arg, &why) ;
@@ -226,7 +286,7 @@ int main (int argc, char const *const *argv)
   argc -= l.ind ; argv += l.ind ;
   if (!argc) strerr_dieusage(100, USAGE) ;
 
-  if (ok) grant(&c, service, argv[0]) ;
+  if (ok) grant(&c, service, argv[0], quiet) ;
 
   /* Set-gid, the session must not keep the group that may write the
      relay directory: a user running pop3-wrapper by hand could name a
@@ -236,13 +296,20 @@ int main (int argc, char const *const *argv)
     gid_t g = getgid() ;
     uid_t u = getuid() ;
     if (setresgid(g, g, g) == -1 || setresuid(u, u, u) == -1)
-      strerr_diefusys(111, "drop privileges before running ", argv[0]) ;
+    {
+      char q[80] ;
+      conf_quote(q, sizeof q, argv[0]) ;
+      strerr_diefusys(111, "drop privileges before running ", q) ;
+    }
   }
   execvp(argv[0], (char *const *)argv) ;
   {
     int e = errno ;
     int code = e == ENOENT || e == ENOTDIR ? 127
              : e == ENOMEM || e == EAGAIN || e == ETXTBSY || e == EMFILE || e == ENFILE || e == EIO ? 111 : 126 ;
-    strerr_diefusys(code, "exec ", argv[0]) ;
+    char q[80] ;
+    conf_quote(q, sizeof q, argv[0]) ;   /* one line, whatever the name holds */
+    errno = e ;
+    strerr_diefusys(code, "exec ", q) ;
   }
 }

@@ -112,12 +112,30 @@ service poprelay-test-pop3
   server_args = -d $POPRELAY_DIR $T/qmail-pop3d
 }
 EOC
-background "$XINETD" -dontfork -f "$T/xinetd-man.conf" -pidfile "$T/xinetd.pid" 2>>"$T/xinetd.log"
+# pop3-wrapper's line goes to syslog there: xinetd runs in a mount
+# namespace of its own whose /dev is a fresh one, with the few devices a
+# server needs and, as /dev/log, the socket of a stand-in syslogd.
+background "$BIN/tests/unit/logsink" "$T/log.sock" 20 > "$T/syslog"
+logsink=$lastpid
+waitfor "logsink up" 100 test -S "$T/log.sock"
+mkdir "$T/olddev"
+background unshare -m sh -c '
+  mount --rbind /dev "$0/olddev" && mount -t tmpfs -o mode=755 tmpfs /dev || exit 111
+  for n in null zero full random urandom tty; do
+    touch "/dev/$n" && mount --bind "$0/olddev/$n" "/dev/$n" || exit 111
+  done
+  touch /dev/log && mount --bind "$0/log.sock" /dev/log || exit 111
+  ln -s /proc/self/fd /dev/fd
+  exec "$@"' "$T" "$XINETD" -dontfork -f "$T/xinetd-man.conf" -pidfile "$T/xinetd.pid" 2>>"$T/xinetd.log"
 xinetd=$lastpid
 waitfor "xinetd up" 100 e2e_listening 118
 t tcpclient -H -R -l test -i 127.0.0.8 127.0.0.1 118 sh -c 'head -1 <&6 | tr -d "\r"'
 expect "xinetd as pop3-wrapper(8) writes it: the client reads the session's answer first" 0 "+OK "
 ok "xinetd as pop3-wrapper(8) writes it: 127.0.0.8 is granted" stampfile 127.0.0.8
+waitfor "the line in syslog" 100 grep -q "granted 127.0.0.8" "$T/syslog"
+ok "xinetd as pop3-wrapper(8) writes it: the grant's line is in syslog, facility mail, level info" \
+  grep -q "^<22>.* pop3-wrapper\[[0-9]*\]: info: granted 127.0.0.8 to ? uid 0\$" "$T/syslog"
 stop $xinetd
+stop $logsink
 
 done_testing

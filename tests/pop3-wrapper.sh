@@ -41,6 +41,14 @@ t pw TCPREMOTEIP=192.0.2.30 USER="$(printf 'eve\npop3-wrapper: info: granted 203
 expect "a user name cannot forge a log line: it is escaped" 7 "pop3-wrapper: info: granted 192.0.2.30 to eve\\x0apop3-wrapper:\\x20info:\\x20granted\\x20203.0.113.9\\x20to\\x20x uid 0
 $NOSVC
 session"
+t env -i PATH="$PATH" POPRELAY_DIR="$POPRELAY_DIR" TCPREMOTEIP=192.0.2.31 USER=quinn pop3-wrapper -q sh -c 'echo session; exit 7' </dev/null
+expect "-q: no line for the grant, the warning stays" 7 "$NOSVC
+session"
+ok "-q: the grant is made all the same" stampfile 192.0.2.31
+t env -i PATH="$PATH" POPRELAY_DIR="$POPRELAY_DIR" TCPREMOTEIP=192.0.2.31 USER=quinn pop3-wrapper -q sh -c 'echo session; exit 7' </dev/null
+expect "-q: no line for a refresh" 7 "session"
+t env -i PATH="$PATH" POPRELAY_DIR="$POPRELAY_DIR" TCPREMOTEIP=192.0.2.31 USER=quinn AUTHORIZED=1 pop3-wrapper -q sh -c 'echo session; exit 7' </dev/null
+expect "-q: no line for a user lookup" 7 "session"
 t pw TCPREMOTEIP=::ffff:192.0.2.7 USER=frank
 expect_grep "couriertcpd's v4-mapped form is folded to IPv4" 7 "granted 192.0.2.7 to frank"
 t pw PROTO=TCP TCPREMOTEIP=192.0.2.8 IP=198.51.100.1 SSLREMOTEIP=198.51.100.2 USER=gina
@@ -182,7 +190,7 @@ pop3-wrapper: fatal: unable to exec /nonexistent/program: No such file or direct
 t env TCPREMOTEIP=bad pop3-wrapper "$T/outside"
 expect_grep "the next program is not executable: 126" 126 "unable to exec $T/outside: Permission denied"
 t pop3-wrapper
-expect "no program: usage, 100" 100 "pop3-wrapper: usage: pop3-wrapper [ -d dir ] [ -t ttl ] [ -k skew ] [ -n never ] [ -s service ] prog..."
+expect "no program: usage, 100" 100 "pop3-wrapper: usage: pop3-wrapper [ -q ] [ -d dir ] [ -t ttl ] [ -k skew ] [ -n never ] [ -s service ] prog..."
 t pop3-wrapper -x true
 expect_grep "unknown option: usage, 100" 100 "^pop3-wrapper: usage: "
 t env TCPREMOTEIP=192.0.2.17 pop3-wrapper -d "$POPRELAY_DIR" sh -c 'echo "$0 $1"; ls -l /proc/self/fd/ | grep -c " -> "' one
