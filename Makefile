@@ -12,7 +12,7 @@ DESTDIR =
 
 PROGRAMS = pop3-wrapper relay-open relay-clean
 MANPAGES = pop3-wrapper.8 relay-open.8 relay-clean.8
-UNITS = tests/unit/t-ip tests/unit/t-rules tests/unit/t-stamp tests/unit/t-conf tests/unit/mkstamps
+UNITS = tests/unit/t-ip tests/unit/t-rules tests/unit/t-stamp tests/unit/t-conf tests/unit/mkstamps tests/unit/logsink
 MODULES = ip conf rules stamp scan cdbout trigger peer
 
 all: $(addprefix $(B)/,$(PROGRAMS))
@@ -47,6 +47,9 @@ $(B)/tests/unit/t-conf: $(addprefix $(B)/,tests/unit/t-conf.o conf.o rules.o ip.
 $(B)/tests/unit/mkstamps: $(addprefix $(B)/,tests/unit/mkstamps.o stamp.o ip.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
+$(B)/tests/unit/logsink: $(B)/tests/unit/logsink.o conf-ld
+	$(LD_) -o $@ $(filter %.o,$^)
+
 check: all units
 	package/check
 
@@ -56,4 +59,45 @@ install: all
 clean:
 	rm -f $(addprefix $(B)/,$(PROGRAMS) $(UNITS)) $(B)/*.o $(B)/tests/unit/*.o
 
-.PHONY: all units check install clean
+# Fuzzing and sanitizers, each in a build directory of its own, never
+# touching the objects above. "make fuzz" builds the libFuzzer targets of
+# tests/fuzz with clang into $(FUZZ_B) (package/fuzz runs them); "make
+# sanitize" builds the programs and unit drivers with AddressSanitizer and
+# UndefinedBehaviorSanitizer into $(SAN_B), aborting at the first finding
+# (BIN=$(SAN_B) tests/run runs the suite with them).
+FUZZ_B = .build-fuzz
+FUZZERS = fz-ip fz-rules fz-tcprules fz-stamp fz-conf fz-argv
+FUZZ_CC = $(shell head -n 1 conf-cc | sed 's/^[^ ]*/clang/; s/ -O2 / -O1 /') -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_LD = clang -g -fsanitize=fuzzer,address,undefined
+SAN_B = .build-asan
+SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+fuzz:
+	$(MAKE) B=$(FUZZ_B) CC_='$(FUZZ_CC)' LD_='$(FUZZ_LD)' fuzzers
+
+fuzzers: $(addprefix $(B)/tests/fuzz/,$(FUZZERS))
+
+$(addprefix $(B)/tests/fuzz/,$(addsuffix .o,$(FUZZERS))): tests/fuzz/fz.h
+
+$(B)/tests/fuzz/fz-ip: $(addprefix $(B)/,tests/fuzz/fz-ip.o ip.o stamp.o)
+	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
+
+$(B)/tests/fuzz/fz-rules: $(addprefix $(B)/,tests/fuzz/fz-rules.o rules.o ip.o)
+	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
+
+$(B)/tests/fuzz/fz-tcprules: $(addprefix $(B)/,tests/fuzz/fz-tcprules.o rules.o ip.o cdbout.o)
+	$(LD_) -o $@ $(filter %.o,$^) $(CDB) $(SKARNET)
+
+$(B)/tests/fuzz/fz-stamp: $(addprefix $(B)/,tests/fuzz/fz-stamp.o stamp.o ip.o)
+	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
+
+$(B)/tests/fuzz/fz-conf: $(addprefix $(B)/,tests/fuzz/fz-conf.o conf.o rules.o ip.o)
+	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
+
+$(B)/tests/fuzz/fz-argv: $(addprefix $(B)/,tests/fuzz/fz-argv.o ip.o)
+	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
+
+sanitize:
+	$(MAKE) B=$(SAN_B) EXTRA_CFLAGS='$(SAN_FLAGS)' EXTRA_LDFLAGS='$(SAN_FLAGS)' all units
+
+.PHONY: all units check install clean fuzz fuzzers sanitize

@@ -233,16 +233,19 @@ static void rebuild (char const *const *prog)
   if (prog[0])
   {
     int status ;
-    pid_t pid = fork() ;
-    if (pid == -1) { strerr_warnwusys("fork to run ", prog[0]) ; return ; }
+    char q[80] ;
+    pid_t pid ;
+    conf_quote(q, sizeof q, prog[0]) ;   /* one line, whatever the name holds */
+    pid = fork() ;
+    if (pid == -1) { strerr_warnwusys("fork to run ", q) ; return ; }
     if (!pid)
     {
       execvp(prog[0], (char *const *)prog) ;
-      strerr_diefusys(errno == ENOENT ? 127 : 126, "exec ", prog[0]) ;
+      strerr_diefusys(errno == ENOENT ? 127 : 126, "exec ", q) ;
     }
-    while (waitpid(pid, &status, 0) == -1) if (errno != EINTR) { strerr_warnwusys("wait for ", prog[0]) ; return ; }
+    while (waitpid(pid, &status, 0) == -1) if (errno != EINTR) { strerr_warnwusys("wait for ", q) ; return ; }
     if (!WIFEXITED(status) || WEXITSTATUS(status))
-      strerr_warnw(prog[0], " failed: expired grants stay in ", conf.cdb, " until the next rebuild") ;
+      strerr_warnw(q, " failed: expired grants stay in ", conf.cdb, " until the next rebuild") ;
     return ;
   }
   {
@@ -316,8 +319,9 @@ int main (int argc, char const *const *argv)
         if (r < 0) strerr_dieusage(100, USAGE) ;
         if (!r)
         {
-          char o[3] = { '-', (char)opt, 0 } ;
-          strerr_dief(100, "bad ", o, " ", l.arg, ": ", why) ;
+          char o[3] = { '-', (char)opt, 0 }, q[80] ;
+          conf_quote(q, sizeof q, l.arg) ;
+          strerr_dief(100, "bad ", o, " ", q, ": ", why) ;
         }
       }
     }
@@ -338,6 +342,12 @@ int main (int argc, char const *const *argv)
     /* chained, djb-style: the build runs after every pass, so that a
        cron line also catches up with anything else that changed */
     execvp(argv[0], (char *const *)argv) ;
-    strerr_diefusys(errno == ENOENT ? 127 : 126, "exec ", argv[0]) ;
+    {
+      int e = errno ;
+      char q[80] ;
+      conf_quote(q, sizeof q, argv[0]) ;
+      errno = e ;
+      strerr_diefusys(e == ENOENT ? 127 : 126, "exec ", q) ;
+    }
   }
 }

@@ -213,6 +213,67 @@ static void ontopjunk (char const *name, void *ctx)
   strerr_warnw("skipping ", conf.dir, "/", name, ": not a bucket") ;
 }
 
+#define RULES_SETTLE 1000000000   /* see readrules */
+#define RULES_TRUNCATED 20000000
+#define RULES_TRIES 10
+
+static int samefile (struct stat const *a, struct stat const *b)
+{
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size
+      && a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec
+      && a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec ;
+}
+
+/* The rules as one whole version of the file. A file replaced by rename
+   is read old or new; one rewritten in place (an editor that truncates
+   and writes, "cat > rules") may be caught half written: so a file that
+   changed while it was read is read again, and one modified less than a
+   second ago is used only once it has stayed as it was for that second.
+   (The file's modification time is the test, so that a file made ahead
+   and dated back is used at once.) Returns 1, or 0 with errno (EAGAIN:
+   it kept changing). */
+static int readrules (stralloc *text)
+{
+  for (unsigned int tries = 0 ; tries < RULES_TRIES ; tries++)
+  {
+    struct stat before, after ;
+    int64_t changed, now ;
+    int fd = open(conf.rules, O_RDONLY | O_CLOEXEC) ;
+    if (fd == -1) return 0 ;
+    text->len = 0 ;
+    if (fstat(fd, &before) == -1 || !slurp(text, fd) || fstat(fd, &after) == -1)
+    {
+      int e = errno ;
+      close(fd) ;
+      errno = e ;
+      return 0 ;
+    }
+    close(fd) ;
+    if (!samefile(&before, &after) || (off_t)text->len != after.st_size) continue ;
+    changed = (int64_t)after.st_mtim.tv_sec * 1000000000 + after.st_mtim.tv_nsec ;
+    now = stamp_now() ;
+    {
+      int64_t wait = changed + RULES_SETTLE - now ;
+      struct timespec ts ;
+      struct stat later ;
+      /* settled; or changed well after now: the clock went back since */
+      if (changed <= now - RULES_SETTLE || changed > now + RULES_SETTLE)
+      {
+        /* but a truncation shows the new size a moment before the new
+           time: an empty file is looked at again */
+        if (text->len) return 1 ;
+        wait = RULES_TRUNCATED ;
+      }
+      ts.tv_sec = (time_t)(wait / 1000000000) ;
+      ts.tv_nsec = (long)(wait % 1000000000) ;
+      while (nanosleep(&ts, &ts) == -1 && errno == EINTR && !stop) ;
+      if (stat(conf.rules, &later) == 0 && samefile(&after, &later)) return 1 ;
+    }
+  }
+  errno = EAGAIN ;
+  return 0 ;
+}
+
 /* Reads and parses the static rules: 0, or an exit code after a message.
    Refusing a bad line here, before any lock, tells the one who ran us. */
 static int loadrules (rules_t *r)
@@ -220,9 +281,11 @@ static int loadrules (rules_t *r)
   stralloc text = STRALLOC_ZERO ;
   uint32_t line ;
   char const *what ;
-  if (!openslurpclose(&text, conf.rules))
+  if (!readrules(&text))
   {
-    strerr_warnwusys("read ", conf.rules) ;
+    if (errno == EAGAIN) strerr_warnw("unable to read ", conf.rules, ": it kept changing while it was read") ;
+    else strerr_warnwusys("read ", conf.rules) ;
+    stralloc_free(&text) ;
     return 111 ;
   }
   if (!rules_parse(r, text.s, text.len, conf.keys, &line, &what))
@@ -456,8 +519,9 @@ int main (int argc, char const *const *argv)
         if (r < 0) strerr_dieusage(100, USAGE) ;
         if (!r)
         {
-          char o[3] = { '-', (char)opt, 0 } ;
-          strerr_dief(100, "bad ", o, " ", l.arg, ": ", why) ;
+          char o[3] = { '-', (char)opt, 0 }, q[80] ;
+          conf_quote(q, sizeof q, l.arg) ;
+          strerr_dief(100, "bad ", o, " ", q, ": ", why) ;
         }
       }
     }

@@ -255,6 +255,8 @@ static size_t namelen (char const *e, size_t len)
   return eq ? (size_t)(eq - e) : len ;
 }
 
+/* 1 if an entry of list sets the variable name; an entry without "=" sets
+   nothing (tcpserver skips it), as when a rules line has a NUL in a name */
 static int hasname (char const *list, size_t len, char const *name, size_t nlen)
 {
   size_t pos = 0 ;
@@ -262,7 +264,7 @@ static int hasname (char const *list, size_t len, char const *name, size_t nlen)
   {
     char const *e = list + pos ;
     size_t elen = strnlen(e, len - pos) ;
-    if (elen && e[0] == '+' && namelen(e + 1, elen - 1) == nlen && !memcmp(e + 1, name, nlen)) return 1 ;
+    if (elen && e[0] == '+' && memchr(e + 1, '=', elen - 1) && namelen(e + 1, elen - 1) == nlen && !memcmp(e + 1, name, nlen)) return 1 ;
     pos += elen + 1 ;
   }
   return 0 ;

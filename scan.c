@@ -256,7 +256,8 @@ static int reread (scan_t *s, int dirfd, char const *bname, unsigned int b, stru
   }
   stralloc_free(&others) ;
   close(bfd) ;
-  qsort(ents->s, ents->len / sizeof(scanent_t), sizeof(scanent_t), &entcmp) ;
+  /* an empty bucket has no buffer yet, and qsort wants one even for none */
+  if (ents->len) qsort(ents->s, ents->len / sizeof(scanent_t), sizeof(scanent_t), &entcmp) ;
   sec->dev = before.st_dev ;
   sec->ino = before.st_ino ;
   sec->mtime = NS(before.st_mtim) ;
@@ -276,6 +277,25 @@ static int reread (scan_t *s, int dirfd, char const *bname, unsigned int b, stru
     errno = e ;
   }
   return 0 ;
+}
+
+/* A run killed while it wrote a cache file leaves BB.tmp.PID behind; one
+   that old is no longer being written. */
+#define CACHE_TMPAGE ((int64_t)600 * 1000000000)
+
+static void cache_sweep (char const *dir, int64_t now)
+{
+  DIR *d = opendir(dir) ;
+  struct dirent *de ;
+  if (!d) return ;
+  while ((de = readdir(d)))
+  {
+    struct stat st ;
+    if (!strstr(de->d_name, ".tmp.")) continue ;
+    if (!fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) && NS(st.st_mtim) < now - CACHE_TMPAGE)
+      unlinkat(dirfd(d), de->d_name, 0) ;
+  }
+  closedir(d) ;
 }
 
 int scan_relay (scan_t *s, int dirfd)
@@ -299,6 +319,7 @@ int scan_relay (scan_t *s, int dirfd)
       s->cachewarned = 1 ;
       s->cachedir = 0 ;
     }
+    else cache_sweep(s->cachedir, s->now) ;
   }
 
   for (unsigned int b = 0 ; b < STAMP_BUCKETS ; b++)

@@ -62,7 +62,9 @@ extern int stamp_fmt (stralloc *, stampinfo_t const *) ;
 /* Appends the first max bytes of the string v, escaped as in a stamp. */
 extern int stamp_escape (stralloc *, char const *v, size_t max) ;
 extern int stamp_parse (stampinfo_t *, char const *s, size_t len) ;
-#define STAMP_SIZEMAX 2048
+/* Room for the longest stamp stamp_fmt writes: every field full and every
+   byte escaped is about 3.5 KB. */
+#define STAMP_SIZEMAX 4096
 
 /* Writes a stamp atomically: DIR/BB/.tmp.PID.RANDOM, mode 0640 whatever
    the umask, then renamed onto name. Never follows a symlink, never leaves

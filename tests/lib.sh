@@ -26,7 +26,7 @@ cleanup () {
   for p in $pids; do kill "$p" 2>/dev/null; done
   for p in $pids; do wait "$p" 2>/dev/null; done
   pids=""
-  cd / && rm -rf "$T"
+  cd / && { [ -n "${KEEP:-}" ] || rm -rf "$T"; }
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM

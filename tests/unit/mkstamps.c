@@ -77,5 +77,6 @@ int main (int argc, char **argv)
     }
     n++ ;
   }
+  stralloc_free(&sa) ;
   return 0 ;
 }

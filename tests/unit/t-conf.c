@@ -23,10 +23,11 @@ int main (void)
     else *sp++ = 0 ;
     sp[unesc(sp, strlen(sp))] = 0 ;
     printf("%s ", line) ; putesc(sp, strlen(sp)) ; printf(" -> ") ;
-    if (!conf_set(&c, line, sp, &why)) { printf("refused: %s\n", why) ; continue ; }
+    if (!conf_set(&c, line, sp, &why)) { printf("refused: %s\n", why) ; stralloc_free(&c.env) ; continue ; }
     printf("dir=%s cache=%s rules=%s cdb=%s ttl=%u skew=%u grace=%u keys=%d never=%u env=", c.dir, c.cache, c.rules, c.cdb, c.ttl, c.skew, c.grace, c.keys, c.nnever) ;
     putesc(c.env.s, c.env.len) ;
     printf("\n") ;
+    stralloc_free(&c.env) ;
   }
   return 0 ;
 }

@@ -56,7 +56,7 @@ int main (void)
       printf(" uid=%s time=%s service=%s local=%s via=%s", si.uid, si.time, si.service, si.local, si.via) ;
       if (!stamp_fmt(&sa, &si)) { printf(" fmt failed\n") ; continue ; }
       printf(" fmt=") ; putesc(sa.s, sa.len) ;
-      printf(" %s\n", sa.len == n && !memcmp(sa.s, line + 6, n) ? "same" : "different") ;
+      printf(" %s\n", sa.len == n && (!n || !memcmp(sa.s, line + 6, n)) ? "same" : "different") ;
       stralloc_free(&sa) ;
     }
     else printf("%s -> unknown case\n", line) ;
