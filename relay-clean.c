@@ -213,6 +213,7 @@ static int pass (pass_t *p)
   else if (stralloc_cats(&cachefile, conf.cache) && stralloc_cats(&cachefile, "/scan") && stralloc_0(&cachefile)) s.cachedir = cachefile.s ;
   s.now = p->now ;
   s.tempsbefore = p->now - (int64_t)conf.grace * 1000000000 ;
+  s.rereadjunk = 1 ;   /* every pass reports what does not belong */
   s.stamps = &onbucket ;
   s.other = &onother ;
   s.ctx = p ;

@@ -158,6 +158,8 @@ static int parseline (rules_t *r, char const *x, size_t len, uint32_t line, char
   return addaddress(r, x, colon, datastart, r->store.len - datastart, line, what) ;
 }
 
+static long find (rules_t const *, char const *, size_t) ;
+
 static int buildindex (rules_t *r)
 {
   size_t n = rules_n(r), size = 16 ;
@@ -165,6 +167,7 @@ static int buildindex (rules_t *r)
   r->index = calloc(size, sizeof(uint32_t)) ;
   if (!r->index) return 0 ;
   r->indexsize = size ;
+  r->prefixlens[0] = r->prefixlens[1] = r->keylens[0] = r->keylens[1] = 0 ;
   for (size_t i = 0 ; i < n ; i++)
   {
     rule_t const *rec = rules_rec(r, i) ;
@@ -178,10 +181,15 @@ static int buildindex (rules_t *r)
       if (o->keylen == rec->keylen && !memcmp(rules_key(r, o), k, rec->keylen)) break ;  /* first one wins */
       h = (h + 1) & (size - 1) ;
     }
+    {
+      size_t l = rec->keylen < 127 ? rec->keylen : 127 ;
+      r->keylens[l >> 6] |= (uint64_t)1 << (l & 63) ;
+    }
     if (rec->keylen && rec->keylen < 128 && (k[rec->keylen - 1] == '.' || k[rec->keylen - 1] == ':'))
       r->prefixlens[rec->keylen >> 6] |= (uint64_t)1 << (rec->keylen & 63) ;
     if (memchr(k, '=', rec->keylen) || memchr(k, '@', rec->keylen)) r->hostrules++ ;
   }
+  r->deflt = find(r, "", 0) ;
   return 1 ;
 }
 
@@ -234,8 +242,16 @@ long rules_pick (rules_t const *r, char const *key, size_t keylen)
 {
   long i ;
   if (!r->indexsize) return -1 ;
-  i = find(r, key, keylen) ;
-  if (i >= 0) return i ;
+  /* an exact key is looked for only if some key is that long: a grant
+     under no rule of its own costs no hashing */
+  {
+    size_t l = keylen < 127 ? keylen : 127 ;
+    if (r->keylens[l >> 6] & ((uint64_t)1 << (l & 63)))
+    {
+      i = find(r, key, keylen) ;
+      if (i >= 0) return i ;
+    }
+  }
   for (size_t len = keylen ; len > 1 ; len--)
   {
     char c = key[len - 2] ;
@@ -245,7 +261,7 @@ long rules_pick (rules_t const *r, char const *key, size_t keylen)
     i = find(r, key, plen) ;
     if (i >= 0) return i ;
   }
-  return find(r, "", 0) ;
+  return r->deflt ;
 }
 
 /* the length of NAME in "+NAME=value", or the entry's length without = */

@@ -37,10 +37,12 @@ struct rules_s
   uint32_t *index ;   /* open hash: 1 + first record with a given key */
   size_t indexsize ;
   uint64_t prefixlens[2] ; /* bit n set: some key of length n ends in . or : */
+  uint64_t keylens[2] ;    /* bit n set: some key is n long (127: or longer) */
+  long deflt ;             /* the record of the empty key, or -1 */
   unsigned int hostrules ; /* records keyed by =host or info@ */
   int keys ;
 } ;
-#define RULES_ZERO { .store = STRALLOC_ZERO, .recs = GENALLOC_ZERO, .index = 0, .indexsize = 0, .prefixlens = { 0, 0 }, .hostrules = 0, .keys = 0 }
+#define RULES_ZERO { .store = STRALLOC_ZERO, .recs = GENALLOC_ZERO, .index = 0, .indexsize = 0, .prefixlens = { 0, 0 }, .keylens = { 0, 0 }, .deflt = -1, .hostrules = 0, .keys = 0 }
 
 /* Parses text[0..len). Returns 1, or 0 with *line and *what saying
    where and why (errno ENOMEM: out of memory, *what is 0). */

@@ -43,8 +43,27 @@ struct section
 #define SEC_VALID 1
 
 #define NS(ts) ((int64_t)(ts).tv_sec * 1000000000 + (ts).tv_nsec)
-/* how long after its last change a bucket is not recorded (see scan.h) */
+/* How long after its last change a bucket is not recorded (see scan.h):
+   a second, unless the time itself shows a file system that keeps less
+   than a millisecond (its nanoseconds are not a round millisecond), where
+   a change is seen within a tick of the kernel's coarse clock (10 ms at
+   worst, HZ=100): then 50 ms, which still covers five ticks. */
 #define RACY 1000000000
+#define RACY_FINE 50000000
+
+static int settled (int64_t t, int64_t now)
+{
+  return t < now - (t % 1000000 ? RACY_FINE : RACY) ;
+}
+
+/* Whether we may read the file: what faccessat(AT_EACCESS) says, asked
+   only when the mode bits do not already say yes to us as root or owner
+   (the usual case, and one system call less per stamp). */
+static int readable (int bfd, char const *name, struct stat const *st, uid_t euid)
+{
+  if (!euid || (st->st_uid == euid && st->st_mode & S_IRUSR)) return 1 ;
+  return !faccessat(bfd, name, R_OK, AT_EACCESS) ;
+}
 /* how many times a bucket that changes while it is read is read again */
 #define REREADS 3
 
@@ -175,6 +194,7 @@ static int reread (scan_t *s, int dirfd, char const *bname, unsigned int b, stru
   int bfd = openat(dirfd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) ;
   struct stat before, after ;
   unsigned int tries = 0 ;
+  uid_t const euid = geteuid() ;
   stralloc others = STRALLOC_ZERO ;
   if (bfd == -1) return 0 ;
   for (;;)
@@ -224,7 +244,7 @@ static int reread (scan_t *s, int dirfd, char const *bname, unsigned int b, stru
         if (errno == ENOENT) continue ;
         goto errd ;
       }
-      if (!S_ISREG(st.st_mode) || faccessat(bfd, name, R_OK, AT_EACCESS) == -1)
+      if (!S_ISREG(st.st_mode) || !readable(bfd, name, &st, euid))
       {
         sec->junk++ ;
         if (s->other && !note(&others, SCAN_JUNK, 0, S_ISREG(st.st_mode) ? 2 : junkwhyn(st.st_mode), name)) goto errd ;
@@ -265,7 +285,7 @@ static int reread (scan_t *s, int dirfd, char const *bname, unsigned int b, stru
   sec->n = (uint32_t)(ents->len / sizeof(scanent_t)) ;
   sec->flags = 0 ;
   if (NS(after.st_mtim) == sec->mtime && NS(after.st_ctim) == sec->ctime
-   && sec->mtime < s->now - RACY && sec->ctime < s->now - RACY)
+   && settled(sec->mtime, s->now) && settled(sec->ctime, s->now))
     sec->flags = SEC_VALID ;
   return 1 ;
 
@@ -344,7 +364,8 @@ int scan_relay (scan_t *s, int dirfd)
     else if (s->cachedir && !s->full && cache_read(s->cachedir, bname, &old, &cached, &path)
           && (old.flags & SEC_VALID) && old.dev == (uint64_t)st.st_dev && old.ino == (uint64_t)st.st_ino
           && old.mtime == NS(st.st_mtim) && old.ctime == NS(st.st_ctim)
-          && !(s->tempsbefore && old.temps && old.oldesttemp < s->tempsbefore))
+          && !(s->tempsbefore && old.temps && old.oldesttemp < s->tempsbefore)
+          && !(s->rereadjunk && old.junk))
     {
       sec = old ;
       use = &cached ;

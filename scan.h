@@ -11,7 +11,9 @@
    that bucket was read again.
 
    A bucket changed within the last second is not recorded, since a second
-   change in the same clock tick would leave its mtime as it was. A cache
+   change in the same clock tick would leave its mtime as it was; on a file
+   system with sub-millisecond times (its time says so), within the last
+   50 ms, five ticks of the kernel's coarsest clock. A cache
    that is missing, damaged (checksum) or of another format is ignored.
    The relay directory must be on a local file system. */
 
@@ -57,6 +59,7 @@ struct scan_s
   int full ;                /* re-read every bucket */
   int64_t now ;             /* stamp_now() at the start */
   int64_t tempsbefore ;     /* re-read buckets holding temps older than this (0: never) */
+  int rereadjunk ;          /* re-read buckets holding junk, so that it is reported again */
   scan_stamps_fn *stamps ;
   scan_other_fn *other ;    /* may be 0 */
   void *ctx ;

@@ -58,6 +58,11 @@ ok "a temp file within its grace period stays" test -f "$b/.tmp.222.new"
 ok "junk is left in place" test -f "$b/notes"
 ok "junk at the top is left in place" test -f "$POPRELAY_DIR/README"
 ok "the live stamp stays" exists 192.0.2.4
+# a build reads the bucket and caches it; a pass after that still reports
+# the junk, whatever the cache says
+sleep 1.1; relay-open >/dev/null 2>&1; relay-open >/dev/null 2>&1
+t relay-clean -g 600
+expect_grep "junk is reported at every pass, even when the bucket is cached" 0 "^relay-clean: warning: leaving $b/notes: not the name of a stamp in this bucket$"
 t relay-clean -q
 expect "-q: no summary" 0 "relay-clean: warning: leaving $b/notes: not the name of a stamp in this bucket
 relay-clean: warning: leaving $POPRELAY_DIR/README: not a bucket"

@@ -216,6 +216,23 @@ t relay-open -v
 expect_grep "after a login and a removal, only those buckets are read" 0 "read 2 of 256 buckets"
 is "the new grant is in" "$(decision 192.0.2.4 "$T/rules.cdb" | grep -c RELAYCLIENT)" 1
 is "the removed grant is out" "$(decision 192.0.2.2 "$T/rules.cdb" | grep -c RELAYCLIENT)" 0
+# on a file system with sub-millisecond times a bucket is cached once it
+# has stood 50 ms, elsewhere a second
+grant 192.0.2.5
+sleep 0.2
+relay-open >/dev/null 2>&1
+t relay-open -v
+case $(stat -c %y "$(dirname "$(stampfile 192.0.2.5)")") in
+  *.???000000\ *) expect_grep "a bucket changed 0.2 s ago, on a file system with whole-millisecond times, is read again" 0 "read 1 of 256 buckets" ;;
+  *) expect_grep "a bucket changed 0.2 s ago, on a file system with finer times, is taken from the cache" 0 "read 0 of 256 buckets" ;;
+esac
+# a login right after a build, in the bucket it just read: seen each time
+miss=0
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+  grant 198.51.100.$i; relay-open >/dev/null 2>&1
+  [ "$(decision 198.51.100.$i "$T/rules.cdb" | grep -c RELAYCLIENT)" = 1 ] || miss=$((miss + 1))
+done
+is "20 logins, each followed at once by a build: every one is in the cdb" "$miss" 0
 sleep 1.1
 relay-open >/dev/null 2>&1
 for f in "$T"/cache/scan/*; do printf '\377' | dd of="$f" bs=1 seek=40 conv=notrunc 2>/dev/null; done
