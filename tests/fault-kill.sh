@@ -6,6 +6,7 @@
 # after the grace period. relay-clean: a live stamp is never removed, and
 # the next pass finishes the job. The moments are drawn at random over
 # each program's measured running time; the seed is printed.
+# FAULT_KILLS (default 25) is how many kills the one-shot relay-open gets.
 
 . "$TOP/tests/lib.sh"
 cd "$T" || exit 1   # nothing a slip could write lands in the source tree
@@ -29,7 +30,7 @@ took=$(timed relay-open -f)
 cp "$POPRELAY_CDB" "$T/new.cdb"
 echo "fault-kill: a build of 20000 grants takes $took ms"
 bad=0; killed=0; n=0
-for d in $(delays 25 "$(awk -v t="$took" 'BEGIN { printf "%.3f", t * 1.3 / 1000 }')"); do
+for d in $(delays "${FAULT_KILLS:-25}" "$(awk -v t="$took" 'BEGIN { printf "%.3f", t * 1.3 / 1000 }')"); do
   cp "$T/old.cdb" "$POPRELAY_CDB"
   relay-open -f >/dev/null 2>&1 & p=$!
   sleep "$d"
