@@ -53,7 +53,7 @@ extern int conf_setopt (conf_t *, int opt, char const *arg, char const **why) ;
 
 /* A value as an error message shows it: printable bytes kept, others
    as "?", cut with "..." to fit size (at least 5) with its NUL, so that
-   a message stays one short line whatever was given. */
+   a message stays one short line whatever was given. Leaves errno alone. */
 extern void conf_quote (char *buf, size_t size, char const *s) ;
 
 /* Strict decimal: the whole of s, no sign, no leading zero, min..max. */

@@ -309,7 +309,6 @@ int main (int argc, char const *const *argv)
              : e == ENOMEM || e == EAGAIN || e == ETXTBSY || e == EMFILE || e == ENFILE || e == EIO ? 111 : 126 ;
     char q[80] ;
     conf_quote(q, sizeof q, argv[0]) ;   /* one line, whatever the name holds */
-    errno = e ;
     strerr_diefusys(code, "exec ", q) ;
   }
 }

@@ -344,11 +344,9 @@ int main (int argc, char const *const *argv)
        cron line also catches up with anything else that changed */
     execvp(argv[0], (char *const *)argv) ;
     {
-      int e = errno ;
       char q[80] ;
       conf_quote(q, sizeof q, argv[0]) ;
-      errno = e ;
-      strerr_diefusys(e == ENOENT ? 127 : 126, "exec ", q) ;
+      strerr_diefusys(errno == ENOENT ? 127 : 126, "exec ", q) ;
     }
   }
 }

@@ -54,10 +54,9 @@ int64_t stamp_now (void)
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec ;
 }
 
-static char const *const fieldnames[] = { "user", "uid", "time", "service", "local", "via" } ;
-#define NFIELDS 6
+char const *const stamp_fieldnames[STAMP_NFIELDS] = { "user", "uid", "time", "service", "local", "via" } ;
 
-static char *field (stampinfo_t *si, unsigned int i, size_t *max)
+char *stamp_field (stampinfo_t *si, unsigned int i, size_t *max)
 {
   switch (i)
   {
@@ -93,12 +92,12 @@ int stamp_escape (stralloc *sa, char const *v, size_t max)
 
 int stamp_fmt (stralloc *sa, stampinfo_t const *si)
 {
-  for (unsigned int i = 0 ; i < NFIELDS ; i++)
+  for (unsigned int i = 0 ; i < STAMP_NFIELDS ; i++)
   {
     size_t max ;
-    char const *v = field((stampinfo_t *)si, i, &max) ;
+    char const *v = stamp_field((stampinfo_t *)si, i, &max) ;
     if (!v[0]) continue ;
-    if (!stralloc_cats(sa, fieldnames[i]) || !stralloc_catb(sa, " ", 1)
+    if (!stralloc_cats(sa, stamp_fieldnames[i]) || !stralloc_catb(sa, " ", 1)
      || !stamp_escape(sa, v, max) || !stralloc_catb(sa, "\n", 1)) return 0 ;
   }
   return 1 ;
@@ -128,11 +127,11 @@ int stamp_parse (stampinfo_t *si, char const *s, size_t len)
     end = (size_t)(nl - s) ;
     sp = memchr(s + pos, ' ', end - pos) ;
     if (!sp) return 0 ;
-    for (i = 0 ; i < NFIELDS ; i++)
-      if (strlen(fieldnames[i]) == (size_t)(sp - s) - pos && !memcmp(fieldnames[i], s + pos, (size_t)(sp - s) - pos)) break ;
-    if (i == NFIELDS || seen & (1u << i)) return 0 ;
+    for (i = 0 ; i < STAMP_NFIELDS ; i++)
+      if (strlen(stamp_fieldnames[i]) == (size_t)(sp - s) - pos && !memcmp(stamp_fieldnames[i], s + pos, (size_t)(sp - s) - pos)) break ;
+    if (i == STAMP_NFIELDS || seen & (1u << i)) return 0 ;
     seen |= 1u << i ;
-    v = field(si, i, &max) ;
+    v = stamp_field(si, i, &max) ;
     for (size_t j = (size_t)(sp - s) + 1 ; j < end ; )
     {
       unsigned char c = (unsigned char)s[j] ;

@@ -62,6 +62,11 @@ extern int stamp_fmt (stralloc *, stampinfo_t const *) ;
 /* Appends the first max bytes of the string v, escaped as in a stamp. */
 extern int stamp_escape (stralloc *, char const *v, size_t max) ;
 extern int stamp_parse (stampinfo_t *, char const *s, size_t len) ;
+/* The fields by number, 0 to STAMP_NFIELDS - 1, in the order stamp_fmt
+   writes them: the name, and the buffer with its size in *max. */
+#define STAMP_NFIELDS 6
+extern char const *const stamp_fieldnames[STAMP_NFIELDS] ;
+extern char *stamp_field (stampinfo_t *, unsigned int i, size_t *max) ;
 /* Room for the longest stamp stamp_fmt writes: every field full and every
    byte escaped is about 3.5 KB. */
 #define STAMP_SIZEMAX 4096

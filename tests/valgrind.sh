@@ -71,6 +71,18 @@ cp "$T/rules.good" "$T/rules"
 vg "relay-open: a missing rules file" 111 relay-open -r "$T/missing"
 vg "relay-open: bad option" 100 relay-open -t 0
 
+# vgstop PID LOG DESC: stop a service run under valgrind with SIGTERM;
+# it must exit 0 with nothing from valgrind in its log
+vgstop () {
+  kill "$1"; wait "$1"; rc=$?
+  pids=$(printf '%s\n' $pids | grep -vx "$1" | tr '\n' ' ')
+  if [ "$rc" != 0 ] || grep -q '^==[0-9]*==' "$2"; then
+    fail "$3" "exit $rc:" "$(cat "$2")"
+  else
+    pass
+  fi
+}
+
 # relay-open -w: builds at start, at each poke, stops on SIGTERM; a
 # leak per rebuild would show at its exit
 rm -f "$T/vgsvc.log"
@@ -81,13 +93,7 @@ for a in 192.0.2.20 192.0.2.21 192.0.2.22; do
   grant $a
   waitfor "rebuilt for $a" 400 sh -c "TCPREMOTEIP=$a tcprulescheck '$POPRELAY_CDB' | grep -q RELAYCLIENT"
 done
-kill "$svc"; wait "$svc"; rc=$?
-pids=$(printf '%s\n' $pids | grep -vx "$svc" | tr '\n' ' ')
-if [ "$rc" != 0 ] || grep -q '^==[0-9]*==' "$T/vgsvc.log"; then
-  fail "valgrind: relay-open -w, four builds and SIGTERM" "exit $rc:" "$(cat "$T/vgsvc.log")"
-else
-  pass
-fi
+vgstop "$svc" "$T/vgsvc.log" "valgrind: relay-open -w, four builds and SIGTERM"
 is "relay-open -w under valgrind built at start and for each login" "$(grep -c built "$T/vgsvc.log")" 4
 
 # relay-clean: a pass removing expired and future stamps and an old temp
@@ -105,12 +111,6 @@ age 192.0.2.21 100000
 $VG "$P/relay-clean" -w -t 1800 > "$T/vgclean.log" 2>&1 &
 cl=$!; pids="$pids $cl"
 waitfor "relay-clean -w pass" 400 grep -q 'removed 1 expired' "$T/vgclean.log"
-kill "$cl"; wait "$cl"; rc=$?
-pids=$(printf '%s\n' $pids | grep -vx "$cl" | tr '\n' ' ')
-if [ "$rc" != 0 ] || grep -q '^==[0-9]*==' "$T/vgclean.log"; then
-  fail "valgrind: relay-clean -w, a pass and SIGTERM" "exit $rc:" "$(cat "$T/vgclean.log")"
-else
-  pass
-fi
+vgstop "$cl" "$T/vgclean.log" "valgrind: relay-clean -w, a pass and SIGTERM"
 
 done_testing

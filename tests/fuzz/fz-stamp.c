@@ -20,40 +20,25 @@
 static uint8_t const *data ;
 static size_t size ;
 
-static char *field (stampinfo_t *si, unsigned int i, size_t *max)
-{
-  switch (i)
-  {
-    case 0 : *max = sizeof si->user ; return si->user ;
-    case 1 : *max = sizeof si->uid ; return si->uid ;
-    case 2 : *max = sizeof si->time ; return si->time ;
-    case 3 : *max = sizeof si->service ; return si->service ;
-    case 4 : *max = sizeof si->local ; return si->local ;
-    default : *max = sizeof si->via ; return si->via ;
-  }
-}
-
-static char const *const names[6] = { "user", "uid", "time", "service", "local", "via" } ;
-
 static void check_terminated (stampinfo_t *si)
 {
-  for (unsigned int i = 0 ; i < 6 ; i++)
+  for (unsigned int i = 0 ; i < STAMP_NFIELDS ; i++)
   {
     size_t max ;
-    char *v = field(si, i, &max) ;
-    FZ_CHECK(memchr(v, 0, max), "field %s is not NUL-terminated", names[i]) ;
+    char *v = stamp_field(si, i, &max) ;
+    FZ_CHECK(memchr(v, 0, max), "field %s is not NUL-terminated", stamp_fieldnames[i]) ;
   }
 }
 
 /* the line of s for field i, or 0 */
 static char const *line_of (char const *s, size_t len, unsigned int i, size_t *llen)
 {
-  size_t pos = 0, nl = strlen(names[i]) ;
+  size_t pos = 0, nl = strlen(stamp_fieldnames[i]) ;
   while (pos < len)
   {
     char const *e = memchr(s + pos, '\n', len - pos) ;
     size_t end = e ? (size_t)(e - s) + 1 : len ;
-    if (end - pos > nl && !memcmp(s + pos, names[i], nl) && s[pos + nl] == ' ') { *llen = end - pos ; return s + pos ; }
+    if (end - pos > nl && !memcmp(s + pos, stamp_fieldnames[i], nl) && s[pos + nl] == ' ') { *llen = end - pos ; return s + pos ; }
     pos = end ;
   }
   return 0 ;
@@ -75,7 +60,7 @@ int LLVMFuzzerTestOneInput (uint8_t const *d, size_t s)
     /* the text, its lines in stamp_fmt's order */
     {
       stralloc want = STRALLOC_ZERO ;
-      for (unsigned int i = 0 ; i < 6 ; i++)
+      for (unsigned int i = 0 ; i < STAMP_NFIELDS ; i++)
       {
         size_t ll ;
         char const *l = line_of(text, len, i, &ll) ;
@@ -91,10 +76,10 @@ int LLVMFuzzerTestOneInput (uint8_t const *d, size_t s)
   {
     size_t pos = 1 ;
     memset(&si, 0, sizeof si) ;
-    for (unsigned int i = 0 ; i < 6 && pos < s ; i++)
+    for (unsigned int i = 0 ; i < STAMP_NFIELDS && pos < s ; i++)
     {
       size_t max, n = 0 ;
-      char *v = field(&si, i, &max) ;
+      char *v = stamp_field(&si, i, &max) ;
       while (pos < s && d[pos])
       {
         if (n + 1 < max) v[n++] = (char)d[pos] ;
