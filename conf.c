@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <skalibs/strerr.h>
 #include "conf.h"
 #include "rules.h"
 
@@ -131,6 +132,19 @@ int conf_setopt (conf_t *c, int opt, char const *arg, char const **why)
 {
   char const *name = conf_optvar(opt) ;
   return name ? conf_set(c, name, arg, why) : -1 ;
+}
+
+void conf_option (conf_t *c, int opt, char const *arg, char const *usage)
+{
+  char const *why ;
+  int r = conf_setopt(c, opt, arg, &why) ;
+  if (r < 0) strerr_dieusage(100, usage) ;
+  if (!r)
+  {
+    char o[3] = { '-', (char)opt, 0 }, q[80] ;
+    conf_quote(q, sizeof q, arg) ;
+    strerr_dief(100, "bad ", o, " ", q, ": ", why) ;
+  }
 }
 
 void conf_quote (char *buf, size_t size, char const *s)

@@ -50,6 +50,9 @@ extern int conf_env (conf_t *, char const *const *names, char const **bad, char 
    value, or -1 if opt sets no variable. */
 extern char const *conf_optvar (int opt) ;
 extern int conf_setopt (conf_t *, int opt, char const *arg, char const **why) ;
+/* conf_setopt for relay-open and relay-clean, which stop at a bad option:
+   exit 100 with the usage for an unknown one, or "bad -X value: why". */
+extern void conf_option (conf_t *, int opt, char const *arg, char const *usage) ;
 
 /* A value as an error message shows it: printable bytes kept, others
    as "?", cut with "..." to fit size (at least 5) with its NUL, so that

@@ -314,17 +314,7 @@ int main (int argc, char const *const *argv)
       case 'q' : quiet = 1 ; break ;
       case 'n' : dryrun = 1 ; break ;   /* relay-clean has no never list */
       case 'w' : watch = 1 ; break ;
-      default :
-      {
-        int r = conf_setopt(&conf, opt, l.arg, &why) ;
-        if (r < 0) strerr_dieusage(100, USAGE) ;
-        if (!r)
-        {
-          char o[3] = { '-', (char)opt, 0 }, q[80] ;
-          conf_quote(q, sizeof q, l.arg) ;
-          strerr_dief(100, "bad ", o, " ", q, ": ", why) ;
-        }
-      }
+      default : conf_option(&conf, opt, l.arg, USAGE) ;
     }
   }
   argc -= l.ind ; argv += l.ind ;

@@ -513,17 +513,7 @@ int main (int argc, char const *const *argv)
       case 'f' : full = 1 ; break ;
       case 'w' : if (mode == 'l') strerr_dieusage(100, USAGE) ; mode = 'w' ; break ;
       case 'l' : if (mode == 'w') strerr_dieusage(100, USAGE) ; mode = 'l' ; break ;
-      default :
-      {
-        int r = conf_setopt(&conf, opt, l.arg, &why) ;
-        if (r < 0) strerr_dieusage(100, USAGE) ;
-        if (!r)
-        {
-          char o[3] = { '-', (char)opt, 0 }, q[80] ;
-          conf_quote(q, sizeof q, l.arg) ;
-          strerr_dief(100, "bad ", o, " ", q, ": ", why) ;
-        }
-      }
+      default : conf_option(&conf, opt, l.arg, USAGE) ;
     }
   }
   if (l.ind < argc) strerr_dieusage(100, USAGE) ;
