@@ -122,6 +122,7 @@ mkdir "$T/olddev"
 background unshare -m sh -c '
   mount --rbind /dev "$0/olddev" && mount -t tmpfs -o mode=755 tmpfs /dev || exit 111
   for n in null zero full random urandom tty; do
+    [ -e "$0/olddev/$n" ] || continue
     touch "/dev/$n" && mount --bind "$0/olddev/$n" "/dev/$n" || exit 111
   done
   touch /dev/log && mount --bind "$0/log.sock" /dev/log || exit 111
