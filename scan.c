@@ -106,18 +106,27 @@ static int cache_read (char const *dir, char const *bname, struct section *sec, 
 {
   struct cachehdr h ;
   struct stat st ;
+  struct iovec v[3] ;
   size_t want ;
+  ssize_t r ;
   int fd ;
   if (!cache_path(path, dir, bname, 0)) return 0 ;
   fd = open(path->s, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) ;
   if (fd == -1) return 0 ;
+  /* the whole file in one read: header, section, entries */
   if (fstat(fd, &st) == -1 || st.st_size < (off_t)(sizeof h + sizeof *sec)
-   || allread(fd, (char *)&h, sizeof h) != sizeof h || allread(fd, (char *)sec, sizeof *sec) != sizeof *sec
-   || memcmp(h.magic, magic, 8) || h.buckets != STAMP_BUCKETS || h.entsize != sizeof(scanent_t) || sec->n > (1u << 26))
+   || st.st_size > (off_t)(sizeof h + sizeof *sec + ((size_t)1 << 26) * sizeof(scanent_t)))
     goto no ;
-  want = (size_t)sec->n * sizeof(scanent_t) ;
-  if ((size_t)st.st_size != sizeof h + sizeof *sec + want || !stralloc_ready(sa, want)
-   || allread(fd, sa->s, want) != want || checksum(sec, (scanent_t const *)sa->s, sec->n) != sec->sum)
+  want = (size_t)st.st_size - sizeof h - sizeof *sec ;
+  if (!stralloc_ready(sa, want)) goto no ;
+  v[0].iov_base = &h ; v[0].iov_len = sizeof h ;
+  v[1].iov_base = sec ; v[1].iov_len = sizeof *sec ;
+  v[2].iov_base = sa->s ; v[2].iov_len = want ;
+  r = readv(fd, v, 3) ;
+  /* a short read is a cache miss, like any other mismatch */
+  if (r != (ssize_t)st.st_size
+   || memcmp(h.magic, magic, 8) || h.buckets != STAMP_BUCKETS || h.entsize != sizeof(scanent_t)
+   || (size_t)sec->n * sizeof(scanent_t) != want || checksum(sec, (scanent_t const *)sa->s, sec->n) != sec->sum)
     goto no ;
   sa->len = want ;
   close(fd) ;
