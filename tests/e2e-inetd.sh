@@ -34,7 +34,10 @@ e2e_smtp_service 31
 listing=$(e2e_listing)
 
 # --- xinetd ---
-cat > "$T/xinetd.conf" <<EOC
+# xinetd_conf FILE PORT SERVER [ARGS]: a config of one service on
+# 127.0.0.1:PORT
+xinetd_conf () {
+  cat > "$1" <<EOC
 defaults
 {
   log_type = FILE $T/xinetd.log
@@ -42,15 +45,18 @@ defaults
 service poprelay-test-pop3
 {
   type        = UNLISTED
-  port        = 116
+  port        = $2
   bind        = 127.0.0.1
   socket_type = stream
   protocol    = tcp
   wait        = no
   user        = root
-  server      = $T/pop3
+  server      = $3
+${4:+  server_args = $4}
 }
 EOC
+}
+xinetd_conf "$T/xinetd.conf" 116 "$T/pop3"
 background "$XINETD" -dontfork -f "$T/xinetd.conf" -pidfile "$T/xinetd.pid" 2>>"$T/xinetd.log"
 xinetd=$lastpid
 waitfor "xinetd up" 100 e2e_listening 116
@@ -94,24 +100,7 @@ stop $inetd
 # with "+OK". The client must read that answer, not a log line.
 printf '#!/bin/sh\nprintf "+OK \\r\\n"\n' > "$T/qmail-pop3d"
 chmod 755 "$T/qmail-pop3d"
-cat > "$T/xinetd-man.conf" <<EOC
-defaults
-{
-  log_type = FILE $T/xinetd.log
-}
-service poprelay-test-pop3
-{
-  type        = UNLISTED
-  port        = 118
-  bind        = 127.0.0.1
-  socket_type = stream
-  protocol    = tcp
-  wait        = no
-  user        = root
-  server      = $BIN/pop3-wrapper
-  server_args = -d $POPRELAY_DIR $T/qmail-pop3d
-}
-EOC
+xinetd_conf "$T/xinetd-man.conf" 118 "$BIN/pop3-wrapper" "-d $POPRELAY_DIR $T/qmail-pop3d"
 # pop3-wrapper's line goes to syslog there: xinetd runs in a mount
 # namespace of its own whose /dev is a fresh one, with the few devices a
 # server needs and, as /dev/log, the socket of a stand-in syslogd.
