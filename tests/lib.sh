@@ -247,41 +247,70 @@ e2e_relay_open_service () {
 
 # e2e_login FROM PORT [USER [PASSWORD [SERVER [SCHEME]]]]: curl logs in
 # from the address FROM and lists the mailbox (POP3) or searches it
-# (IMAP); curl's output and exit status
+# (IMAP); curl's output and exit status, and a "client-error:" or
+# "unreachable:" line as e2e_swaks gives
 e2e_login () {
   path=
   [ "${6:-pop3}" = imap ] && path='INBOX?ALL'
   got=$(curl -sS -g --max-time 10 --interface "$1" "${6:-pop3}://${3:-alice}:${4:-secret}@${5:-127.0.0.1}:$2/$path" 2>&1)
   st=$?
   printf '%s\n' "$got" | tr -d '\r'
+  # curl could not try (1 protocol not built in, 2 init, 3 bad URL, 4
+  # feature missing, 45 bad --interface, 48 unknown option), or nothing
+  # listens (7): say so on a line of its own, after curl's own message
+  case $st in
+    1|2|3|4|45|48) echo "client-error: curl exit $st" ;;
+    7) echo "unreachable: curl exit 7" ;;
+  esac
   return $st
+}
+
+# e2e_swaks ARGS...: swaks with ARGS, its transcript on standard output;
+# when swaks could not even try (a missing Perl module, a bad option: exit
+# 1, 3 or 10), or tried and found nothing listening (exit 2), the last line
+# is "client-error: LINE" or "unreachable: LINE", LINE being swaks's own
+# message, so that a failure names what is missing
+e2e_swaks () {
+  sw_out=$(swaks --timeout 10 "$@" 2>&1)
+  sw_rc=$?
+  printf '%s\n' "$sw_out"
+  sw_why=$(printf '%s\n' "$sw_out" | grep -e '^\*\*\*' -e '^Unknown option' -e '^Option ' | tr '\n\t' '  ' | sed 's/  */ /g; s/ $//')
+  case $sw_rc in
+    1|3|10) echo "client-error: swaks exit $sw_rc: ${sw_why:-no message}" ;;
+    2) echo "unreachable: ${sw_why:-no message}" ;;
+  esac
 }
 
 # e2e_rcpt FROM PORT [TO [SERVER]]: an SMTP client at FROM (swaks) asks
 # to send to TO (a remote address by default, so relaying); prints the
 # server's reply code to RCPT TO; or "dropped" when the server accepted
 # the connection and closed it before its greeting (a deny), "none" when
-# it greeted and never answered RCPT, "unreachable" when nothing listens
+# it greeted and never answered RCPT; or, from e2e_swaks, "unreachable:
+# WHY" when nothing listens and "client-error: WHY" when swaks could not
+# run its test at all
 e2e_rcpt () {
-  swaks --timeout 10 --server "${4:-127.0.0.1}" --port "$2" --local-interface "$1" \
-    --helo client.example --from alice@example.org --to "${3:-bob@example.net}" --quit-after RCPT 2>&1 |
-    awk '/^=== Connected to / { connected = 1 }
+  e2e_swaks --server "${4:-127.0.0.1}" --port "$2" --local-interface "$1" \
+    --helo client.example --from alice@example.org --to "${3:-bob@example.net}" --quit-after RCPT |
+    awk '/^(client-error|unreachable): / { print; done = 1; exit }
+         /^=== Connected to / { connected = 1 }
          /^<[-*~] +220[ -]/ { greeted = 1 }
          /^ [-~]> RCPT TO/ { rcpt = 1; next }
          rcpt && /^<[-*~]/ { print $2; done = 1; exit }
-         END { if (!done) print greeted ? "none" : connected ? "dropped" : "unreachable" }'
+         END { if (!done) print greeted ? "none" : connected ? "dropped" : "unreachable: swaks said nothing" }'
 }
 
 # e2e_send FROM PORT TO [SERVER]: a whole message from FROM to TO, with
 # the subject "from FROM"; prints the reply code to the end of DATA (or
-# to the command refused), or "none"
+# to the command refused), or "none", or e2e_swaks's line when swaks
+# could not connect or run
 e2e_send () {
-  swaks --timeout 10 --server "${4:-127.0.0.1}" --port "$2" --local-interface "$1" \
-    --helo client.example --from alice@example.org --to "$3" --header "Subject: from $1" 2>&1 |
-    awk '/^<\*\* / { code = $2; exit }
+  e2e_swaks --server "${4:-127.0.0.1}" --port "$2" --local-interface "$1" \
+    --helo client.example --from alice@example.org --to "$3" --header "Subject: from $1" |
+    awk '/^(client-error|unreachable): / { why = $0; next }
+         /^<\*\* / && !code { code = $2 }
          /^ [-~]> \.$/ { dot = 1; next }
-         dot && /^<[-~]/ { code = $2; exit }
-         END { print code ? code : "none" }'
+         dot && /^<[-~]/ && !code { code = $2 }
+         END { print why ? why : code ? code : "none" }'
 }
 
 # e2e_queued SUBJECT: the variables that the session which queued the
