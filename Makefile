@@ -13,7 +13,7 @@ DESTDIR =
 PROGRAMS = pop3-wrapper relay-open relay-clean
 MANPAGES = pop3-wrapper.8 relay-open.8 relay-clean.8
 UNITS = tests/unit/t-ip tests/unit/t-rules tests/unit/t-stamp tests/unit/t-conf tests/unit/mkstamps tests/unit/logsink
-MODULES = ip conf rules stamp scan cdbout trigger peer
+MODULES = ip conf rules stamp scan cdbout trigger relaydir peer
 
 all: $(addprefix $(B)/,$(PROGRAMS))
 
@@ -23,13 +23,13 @@ $(B)/%.o: %.c $(wildcard *.h) $(wildcard tests/unit/*.h) conf-cc
 	@mkdir -p $(dir $@)
 	$(CC_) -I. -c -o $@ $<
 
-$(B)/pop3-wrapper: $(addprefix $(B)/,pop3-wrapper.o ip.o conf.o rules.o stamp.o trigger.o peer.o) conf-ld
+$(B)/pop3-wrapper: $(addprefix $(B)/,pop3-wrapper.o ip.o conf.o rules.o stamp.o trigger.o relaydir.o peer.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
-$(B)/relay-open: $(addprefix $(B)/,relay-open.o ip.o conf.o rules.o stamp.o scan.o cdbout.o trigger.o) conf-ld
+$(B)/relay-open: $(addprefix $(B)/,relay-open.o ip.o conf.o rules.o stamp.o scan.o cdbout.o trigger.o relaydir.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(CDB) $(SKARNET)
 
-$(B)/relay-clean: $(addprefix $(B)/,relay-clean.o ip.o conf.o rules.o stamp.o scan.o trigger.o) conf-ld
+$(B)/relay-clean: $(addprefix $(B)/,relay-clean.o ip.o conf.o rules.o stamp.o scan.o trigger.o relaydir.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
 $(B)/tests/unit/t-ip: $(addprefix $(B)/,tests/unit/t-ip.o ip.o) conf-ld

@@ -194,11 +194,28 @@ size_t ip_fmt (char *s, ip_t const *ip)
   return ip_is4(ip) ? fmt4(s, ip->b + 12) : fmt6(s, ip->b, 2) ;
 }
 
-size_t ip_fmt_key (char *s, ip_t const *ip, int keys)
+unsigned int ip_keys (ipkeys_t *k, ip_t const *ip, int keys, char const **why)
 {
-  if (ip_is4(ip)) return fmt4(s, ip->b + 12) ;
-  if (keys != KEYS_UCSPI_TCP_IPV6) { s[0] = 0 ; return 0 ; }
-  return fmt6(s, ip->b, 1) ;
+  if (ip_is4(ip))
+  {
+    k->len[0] = fmt4(k->s[0], ip->b + 12) ;
+    if (keys != KEYS_UCSPI_TCP_IPV6) return 1 ;
+    memcpy(k->s[1], "::ffff:", 7) ;
+    k->len[1] = 7 + fmt4(k->s[1] + 7, ip->b + 12) ;
+    return 2 ;
+  }
+  if (keys != KEYS_UCSPI_TCP_IPV6)
+  {
+    *why = "IPv6, and POPRELAY_TCPRULES is ucspi-tcp" ;
+    return 0 ;
+  }
+  k->len[0] = fmt6(k->s[0], ip->b, 1) ;
+  if (k->s[0][k->len[0] - 1] == ':')
+  {
+    *why = "its ucspi-tcp-ipv6 key ends in \"::\", which that tcpserver also matches as a prefix of other addresses" ;
+    return 0 ;
+  }
+  return 1 ;
 }
 
 char const *ip_never (ip_t const *ip)

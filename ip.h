@@ -37,13 +37,32 @@ extern int ip_equal (ip_t const *, ip_t const *) ;
    of two or more zero groups compressed). This is the stamp file name. */
 extern size_t ip_fmt (char *, ip_t const *) ;
 
-/* The text a tcpserver puts in TCPREMOTEIP, which is the key it looks up.
-   KEYS_UCSPI_TCP: Debian's ucspi-tcp, IPv4 only: returns 0 for IPv6.
-   KEYS_UCSPI_TCP_IPV6: Debian's ucspi-tcp-ipv6: IPv4 as a dotted quad;
-   IPv6 like RFC 5952 except that a single zero group is compressed too. */
+/* The cdb keys of a grant: every text the target tcpserver may put in
+   TCPREMOTEIP for that client, which it looks up as an exact key. Each is
+   the parsed address formatted back, so it re-parses to that address and
+   to no other; none is empty, none holds "=" or "@" (host names,
+   TCPREMOTEINFO), none ends in "." or ":", the two ends that tcpserver
+   also looks up as a prefix of other clients' text. So each matches one
+   client only: the granted one.
+   KEYS_UCSPI_TCP: Debian's ucspi-tcp, IPv4 only: the dotted quad; IPv6
+   has no key.
+   KEYS_UCSPI_TCP_IPV6: Debian's ucspi-tcp-ipv6: IPv4 as the dotted quad,
+   and as ::ffff:a.b.c.d, which that tcpserver gives IPv4 clients when it
+   listens with -6; IPv6 like RFC 5952 except that a single zero group is
+   compressed too. An IPv6 address whose text then ends in "::" has no
+   key: that text is also a prefix of other addresses' text.
+   Returns how many keys (1 or 2), or 0 with *why. */
 #define KEYS_UCSPI_TCP 0
 #define KEYS_UCSPI_TCP_IPV6 1
-extern size_t ip_fmt_key (char *, ip_t const *, int keys) ;
+#define IP_KEYS 2
+#define IP_KEYFMT (IP_FMT + 8)
+typedef struct ipkeys_s ipkeys_t ;
+struct ipkeys_s
+{
+  char s[IP_KEYS][IP_KEYFMT] ;
+  size_t len[IP_KEYS] ;
+} ;
+extern unsigned int ip_keys (ipkeys_t *, ip_t const *, int keys, char const **why) ;
 
 /* Addresses that are never a client: a reason, or 0 if none applies.
    IPv4 0.0.0.0/8, 224.0.0.0/4 multicast, 240.0.0.0/4 reserved and

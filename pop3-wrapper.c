@@ -226,10 +226,14 @@ static void grant (conf_t const *c, char const *service, char const *next, int q
   if (granted) { if (!quiet) strerr_warni("refreshed ", addr, " for ", sa.s, " uid ", si.uid) ; }
   else
   {
-    int r = trigger_poke(dirfd) ;
+    unsigned int fifos, stale ;
+    int r = trigger_poke(dirfd, &fifos, &stale) ;
     if (!quiet) strerr_warni("granted ", addr, " to ", sa.s, " uid ", si.uid) ;
-    if (r < 0) strerr_warnwusys("ask relay-open for a rebuild through ", c->dir, "/" TRIGGER_NAME) ;
-    else if (!r) strerr_warnw("no relay-open -w service listens on ", c->dir, "/" TRIGGER_NAME, ": the grant waits for the next rebuild") ;
+    /* No fifo at all: no relay-open -w was set up (cron builds), which is
+       no fault. A fifo with no reader is a service that died. */
+    if (r < 0) strerr_warnwusys("ask relay-open for a rebuild through ", c->dir, "/" TRIGGER_DIR) ;
+    else if (!r && stale) strerr_warnw("no relay-open -w service listens on ", c->dir, "/" TRIGGER_DIR, ": the grant waits for the next rebuild") ;
+    else if (!r && !quiet) strerr_warni("no relay-open -w service is set up: the grant takes effect at the next relay-open run") ;
   }
 
  closebucket:
@@ -245,10 +249,15 @@ int main (int argc, char const *const *argv)
   char const *service = 0 ;
   char const *bad, *why ;
   int ok = 1, quiet = 0 ;
+  unsigned int closed = 0 ;
   subgetopt l = SUBGETOPT_ZERO ;
 
-  /* Set-gid, a closed 0, 1 or 2 would let a file we open take its
-     place and receive our messages. */
+  /* A closed 0, 1 or 2 would let a file we open take its place and
+     receive our messages: each is open on /dev/null for our time, and
+     closed again just before the session runs, which gets its
+     descriptors as it found them. */
+  for (int fd = 0 ; fd < 3 ; fd++)
+    if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) closed |= 1u << fd ;
   if (!fd_sanitize()) strerr_diefusys(111, "open /dev/null") ;
   if (stderrisclient())
   {
@@ -302,6 +311,7 @@ int main (int argc, char const *const *argv)
       strerr_diefusys(111, "drop privileges before running ", q) ;
     }
   }
+  for (int fd = 0 ; fd < 3 ; fd++) if (closed & 1u << fd) close(fd) ;
   execvp(argv[0], (char *const *)argv) ;
   {
     int e = errno ;

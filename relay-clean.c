@@ -250,11 +250,12 @@ static void rebuild (char const *const *prog)
     return ;
   }
   {
+    unsigned int fifos, stale ;
     int dirfd = open(conf.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) ;
-    int r = dirfd >= 0 ? trigger_poke(dirfd) : -1 ;
+    int r = dirfd >= 0 ? trigger_poke(dirfd, &fifos, &stale) : -1 ;
     if (dirfd >= 0) close(dirfd) ;
-    if (r < 0) strerr_warnwusys("ask relay-open for a rebuild through ", conf.dir, "/" TRIGGER_NAME) ;
-    else if (!r) strerr_warnw("no relay-open -w service listens on ", conf.dir, "/" TRIGGER_NAME, ": expired grants stay in the cdb until the next rebuild") ;
+    if (r < 0) strerr_warnwusys("ask relay-open for a rebuild through ", conf.dir, "/" TRIGGER_DIR) ;
+    else if (!r) strerr_warnw("no relay-open -w service listens on ", conf.dir, "/" TRIGGER_DIR, ": expired grants stay in the cdb until the next rebuild") ;
   }
 }
 

@@ -73,23 +73,32 @@ struct build_s
   stralloc line ;
 } ;
 
-static int verdict (build_t *b, scanent_t const *e, char *key, size_t *keylen, long *rec, char const **why)
+/* The verdict on one stamp, and for a grant its keys (see ip_keys) with,
+   for each, the static record tcpserver would use for that text without
+   the grant (-1: none). A grant is refused if the static rules deny any
+   of its keys: a deny is the administrator's word on the address, in
+   whichever form tcpserver presents it. */
+static int verdict (build_t *b, scanent_t const *e, ipkeys_t *keys, unsigned int *nkeys, long *rec, char const **why)
 {
   int st = stamp_state(e->mtime, b->now, conf.ttl, conf.skew) ;
-  *rec = -1 ;
+  *nkeys = 0 ;
   *why = 0 ;
+  rec[0] = -1 ;
   if (st == STAMP_EXPIRED) return V_EXPIRED ;
   if (st == STAMP_FUTURE) return V_FUTURE ;
   *why = ip_never(&e->ip) ;
   if (*why) return V_NEVER ;
   if (ipnets_match(conf.never, conf.nnever, &e->ip)) return V_POLICY ;
-  *keylen = ip_fmt_key(key, &e->ip, conf.keys) ;
-  if (!*keylen) return V_NOKEY ;
-  *rec = rules_pick(&b->rules, key, *keylen) ;
-  if (*rec >= 0)
+  *nkeys = ip_keys(keys, &e->ip, conf.keys, why) ;
+  if (!*nkeys) return V_NOKEY ;
+  for (unsigned int k = 0 ; k < *nkeys ; k++)
   {
-    rule_t const *r = rules_rec(&b->rules, *rec) ;
-    if (rules_isdeny(rules_data(&b->rules, r), r->datalen)) return V_DENIED ;
+    rec[k] = rules_pick(&b->rules, keys->s[k], keys->len[k]) ;
+    if (rec[k] >= 0)
+    {
+      rule_t const *r = rules_rec(&b->rules, rec[k]) ;
+      if (rules_isdeny(rules_data(&b->rules, r), r->datalen)) { rec[0] = rec[k] ; *nkeys = 0 ; return V_DENIED ; }
+    }
   }
   return V_GRANT ;
 }
@@ -156,7 +165,8 @@ static void listone (build_t *b, unsigned int bucket, scanent_t const *e, int v,
   if (v == V_NEVER && (!stralloc_cats(&b->line, " (") || !stralloc_cats(&b->line, why) || !stralloc_cats(&b->line, ")")))
     strerr_diefusys(111, "list") ;
   if (v == V_POLICY && !stralloc_cats(&b->line, " (in POPRELAY_NEVER)")) strerr_diefusys(111, "list") ;
-  if (v == V_NOKEY && !stralloc_cats(&b->line, " (IPv6, and POPRELAY_TCPRULES is ucspi-tcp)")) strerr_diefusys(111, "list") ;
+  if (v == V_NOKEY && (!stralloc_cats(&b->line, " (") || !stralloc_cats(&b->line, why) || !stralloc_cats(&b->line, ")")))
+    strerr_diefusys(111, "list") ;
   if (!stralloc_catb(&b->line, "\n", 1) || !buffer_putall(buffer_1, b->line.s, b->line.len, &w))
     strerr_diefusys(111, "write to stdout") ;
 }
@@ -166,20 +176,24 @@ static int onbucket (unsigned int bucket, scanent_t const *e, size_t n, void *ct
   build_t *b = ctx ;
   for (size_t i = 0 ; i < n ; i++)
   {
-    char key[IP_FMT], addr[IP_FMT] ;
-    size_t keylen = 0 ;
-    long rec ;
+    ipkeys_t keys ;
+    char addr[IP_FMT] ;
+    unsigned int nkeys ;
+    long rec[IP_KEYS] ;
     char const *why ;
-    int v = verdict(b, e + i, key, &keylen, &rec, &why) ;
+    int v = verdict(b, e + i, &keys, &nkeys, rec, &why) ;
     b->counts[v]++ ;
-    if (b->listing) { listone(b, bucket, e + i, v, rec, why) ; continue ; }
+    if (b->listing) { listone(b, bucket, e + i, v, rec[0], why) ; continue ; }
     if (v == V_GRANT)
     {
-      char const *val ;
-      size_t vlen ;
       int64_t exp = stamp_expiry(e[i].mtime, conf.ttl) ;
-      if (!grantvalue(b, rec, &val, &vlen)) return ENOMEM ;
-      if (!cdbout_add(&b->out, key, keylen, val, vlen)) return errno ? errno : EIO ;
+      for (unsigned int k = 0 ; k < nkeys ; k++)
+      {
+        char const *val ;
+        size_t vlen ;
+        if (!grantvalue(b, rec[k], &val, &vlen)) return ENOMEM ;
+        if (!cdbout_add(&b->out, keys.s[k], keys.len[k], val, vlen)) return errno ? errno : EIO ;
+      }
       if (!b->nextexpiry || exp < b->nextexpiry) b->nextexpiry = exp ;
       continue ;
     }
@@ -187,11 +201,11 @@ static int onbucket (unsigned int bucket, scanent_t const *e, size_t n, void *ct
     ip_fmt(addr, &e[i].ip) ;
     if (v == V_NEVER) strerr_warnw("not granting ", addr, ": it is ", why) ;
     else if (v == V_POLICY) strerr_warnw("not granting ", addr, ": it is in POPRELAY_NEVER") ;
-    else if (v == V_NOKEY) strerr_warnw("not granting ", addr, ": ucspi-tcp has no key for IPv6 (see POPRELAY_TCPRULES)") ;
+    else if (v == V_NOKEY) strerr_warnw("not granting ", addr, ": no key can grant it alone: ", why) ;
     else
     {
       char num[UINT_FMT] ;
-      num[uint_fmt(num, rules_rec(&b->rules, rec)->line)] = 0 ;
+      num[uint_fmt(num, rules_rec(&b->rules, rec[0])->line)] = 0 ;
       strerr_warnw("not granting ", addr, ": ", conf.rules, ":", num, " denies it") ;
     }
   }
@@ -407,20 +421,64 @@ static int build (int listing, int64_t *nextexpiry)
   return code ;
 }
 
+/* What a build depends on, hashed: two runs that share a cache directory
+   serve each other's requests only when they would write the same cdb
+   from the same inputs. */
+static uint64_t fnv (uint64_t h, void const *p, size_t len)
+{
+  unsigned char const *s = p ;
+  for (size_t i = 0 ; i < len ; i++) { h ^= s[i] ; h *= 1099511628211ull ; }
+  return h ;
+}
+
+static uint64_t buildid (void)
+{
+  char const *const paths[] = { conf.cdb, conf.rules, conf.dir } ;
+  uint64_t h = 14695981039346656037ull ;
+  for (unsigned int i = 0 ; i < 3 ; i++)
+  {
+    /* a relative path means another file from another directory */
+    if (paths[i][0] != '/')
+    {
+      char cwd[4096] ;
+      if (getcwd(cwd, sizeof cwd)) h = fnv(h, cwd, strlen(cwd) + 1) ;
+    }
+    h = fnv(h, paths[i], strlen(paths[i]) + 1) ;
+  }
+  h = fnv(h, &conf.ttl, sizeof conf.ttl) ;
+  h = fnv(h, &conf.skew, sizeof conf.skew) ;
+  h = fnv(h, &conf.keys, sizeof conf.keys) ;
+  h = fnv(h, &conf.nnever, sizeof conf.nnever) ;
+  h = fnv(h, conf.never, conf.nnever * sizeof *conf.never) ;
+  return fnv(h, conf.env.s, conf.env.len) ;
+}
+
+/* 16 hex digits and a NUL */
+static void hexid (char *s, uint64_t id)
+{
+  for (unsigned int i = 0 ; i < 16 ; i++) s[i] = "0123456789abcdef"[id >> (60 - 4 * i) & 15] ;
+  s[16] = 0 ;
+}
+
 /* Asks for a build and serves it, or has it served: see the top of the
-   file. The pending file is consumed by unlink, atomically, by the one
-   builder that will build after it was made; a failed build makes it
-   again, so the next run tries for itself and reports its own error. */
+   file. The request is a file, pending.ID, ID the hash of what the build
+   depends on (buildid), so that a run for another cdb sharing the cache
+   directory does not take this request as served. It is consumed by
+   unlink, atomically, by the one builder that will build after it was
+   made; a failed build makes it again, so the next run tries for itself
+   and reports its own error. */
 static int request (int64_t *nextexpiry)
 {
   stralloc f = STRALLOC_ZERO ;
+  char pending[8 + 16 + 1] = "pending." ;
   size_t base ;
   int lockfd, fd, code ;
+  hexid(pending + 8, buildid()) ;
   if (mkdir(conf.cache, 0700) == -1 && errno != EEXIST)
     strerr_diefusys(111, "create cache directory ", conf.cache) ;
   if (!stralloc_cats(&f, conf.cache) || !stralloc_cats(&f, "/")) strerr_diefusys(111, "build") ;
   base = f.len ;
-  if (!stralloc_cats(&f, "pending") || !stralloc_0(&f)) strerr_diefusys(111, "build") ;
+  if (!stralloc_cats(&f, pending) || !stralloc_0(&f)) strerr_diefusys(111, "build") ;
   fd = open(f.s, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600) ;
   if (fd == -1) strerr_diefusys(111, "create ", f.s) ;
   close(fd) ;
@@ -431,7 +489,7 @@ static int request (int64_t *nextexpiry)
   while (flock(lockfd, LOCK_EX) == -1)
     if (errno != EINTR || stop) strerr_diefusys(111, "lock ", f.s) ;
   f.len = base ;
-  if (!stralloc_cats(&f, "pending") || !stralloc_0(&f)) strerr_diefusys(111, "build") ;
+  if (!stralloc_cats(&f, pending) || !stralloc_0(&f)) strerr_diefusys(111, "build") ;
   if (unlink(f.s) == -1)
   {
     if (errno != ENOENT) strerr_diefusys(111, "remove ", f.s) ;
@@ -457,10 +515,14 @@ static void onterm (int sig)
   stop = 1 ;
 }
 
-/* -w: build now, then at each poke and at each grant's expiry. */
+/* -w: build now, then at each poke and at each grant's expiry. The fifo
+   is named after the build's inputs, so that a service restarted with the
+   same settings takes back its own, and two services for two cdbs each
+   get every poke. */
 static int service (void)
 {
   struct sigaction sa ;
+  char name[11 + 16 + 1] = "relay-open." ;
   int dirfd, fifo ;
   memset(&sa, 0, sizeof sa) ;
   sa.sa_handler = &onterm ;
@@ -469,12 +531,12 @@ static int service (void)
   sigaction(SIGINT, &sa, 0) ;
   sigaction(SIGHUP, &sa, 0) ;
 
+  hexid(name + 11, buildid()) ;
   dirfd = open(conf.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) ;
   if (dirfd == -1) strerr_diefusys(111, "open relay directory ", conf.dir) ;
-  fifo = trigger_listen(dirfd) ;
-  if (fifo == -1) strerr_diefusys(111, "listen on ", conf.dir, "/" TRIGGER_NAME) ;
-  close(dirfd) ;
-  if (verbose) strerr_warni("listening on ", conf.dir, "/" TRIGGER_NAME) ;
+  fifo = trigger_listen(dirfd, name) ;
+  if (fifo == -1) strerr_diefusys(111, "listen on ", conf.dir, "/" TRIGGER_DIR "/", name) ;
+  if (verbose) strerr_warni("listening on ", conf.dir, "/" TRIGGER_DIR "/", name) ;
 
   while (!stop)
   {
@@ -491,6 +553,7 @@ static int service (void)
     if (stop) break ;
     if (poll(&p, 1, timeout) == -1 && errno != EINTR) strerr_diefusys(111, "poll") ;
   }
+  trigger_unlisten(dirfd, name, fifo) ;
   if (verbose) strerr_warni("stopping") ;
   return 0 ;
 }

@@ -421,7 +421,7 @@ long scan_topjunk (int dirfd, void (*fn) (char const *name, void *ctx), void *ct
   {
     char const *s = de->d_name ;
     if (s[0] && s[1] && !s[2] && strchr(hex, s[0]) && strchr(hex, s[1])) continue ;
-    if (!strcmp(s, ".") || !strcmp(s, "..") || !strcmp(s, TRIGGER_NAME)) continue ;
+    if (!strcmp(s, ".") || !strcmp(s, "..") || !strcmp(s, TRIGGER_DIR)) continue ;
     n++ ;
     (*fn)(s, ctx) ;
   }

@@ -16,7 +16,7 @@
    come from 198.18.0.0/15, the range kept for benchmarks: new ones are
    198.18.0.1 and up, the refreshed one is 198.19.255.254 (the other
    drivers of package/bench take theirs from 198.19.0.0/16). logins holds
-   the rebuild fifo dir/.rebuild open for reading, as relay-open -w does,
+   a fifo in dir/.rebuild/ open for reading, as relay-open -w does,
    so that a new grant's poke is a real write; it drains it between runs.
 
    Prints, TAB-separated, one line per kind: the kind, the median and the
@@ -105,8 +105,9 @@ int main (int argc, char **argv)
   }
   dirfd = open(argv[2], O_RDONLY | O_DIRECTORY) ;
   if (dirfd == -1) die("unable to open the relay directory") ;
-  if (mkfifoat(dirfd, ".rebuild", 0620) == -1 && errno != EEXIST) die("unable to make the fifo") ;
-  fifo = openat(dirfd, ".rebuild", O_RDONLY | O_NONBLOCK) ;
+  if (mkdirat(dirfd, ".rebuild", 0700) == -1 && errno != EEXIST) die("unable to make the fifo directory") ;
+  if (mkfifoat(dirfd, ".rebuild/relay-open.bench", 0620) == -1 && errno != EEXIST) die("unable to make the fifo") ;
+  fifo = openat(dirfd, ".rebuild/relay-open.bench", O_RDONLY | O_NONBLOCK) ;
   if (fifo == -1) die("unable to open the fifo") ;
   direct[0] = argv[4] ; direct[1] = 0 ;
   link[0] = "env" ; link[1] = argv[4] ; link[2] = 0 ;

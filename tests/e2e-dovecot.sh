@@ -62,6 +62,10 @@ dovecot_start () {
 }
 listing=$(dovecot_listing)
 e2e_smtp_service 30
+# errors_since N: the lines of Dovecot's log after its first N that
+# Dovecot logged as errors
+loglines () { wc -l < "$T/dovecot.log" | tr -d ' '; }
+errors_since () { tail -n +$(( $1 + 1 )) "$T/dovecot.log" | grep ': Error: '; }
 
 # --- the post-login script ---
 cat > "$T/poprelay-login" <<EOS
@@ -87,8 +91,10 @@ dovecot_start
 t e2e_login 127.0.0.15 115 alice wrong
 expect_grep "post-login: a wrong password is refused" 67 "denied"
 no "post-login: the script does not run for a failed login, no stamp" stampfile 127.0.0.15
+n=$(loglines)
 t e2e_login 127.0.0.5 115
 expect "post-login: alice logs in to Dovecot from 127.0.0.5 and gets her listing" 0 "$listing"
+is "post-login, relay-open -w running: no Error line in Dovecot's log for the login" "$(errors_since $n)" ""
 ok "post-login: pop3-wrapper granted 127.0.0.5" stampfile 127.0.0.5
 # pop3-wrapper(8) gives the script -q, since Dovecot logs anything on its
 # standard error as an error
@@ -107,6 +113,13 @@ relay-open
 is "post-login: after a build, 127.0.0.5 may relay" "$(e2e_rcpt 127.0.0.5 30)" 250
 is "post-login: 127.0.0.6 may not" "$(e2e_rcpt 127.0.0.6 30)" 550
 is "post-login: relay-open -l lists alice's grant" "$(relay-open -l | cut -d' ' -f1,2,5)" "127.0.0.5 user=alice status=granted"
+# from cron only: no relay-open -w, so no fifo
+stop "$relay_open_pid"
+n=$(loglines)
+t e2e_login 127.0.0.25 115
+expect "post-login, cron only: alice logs in from 127.0.0.25" 0 "$listing"
+ok "post-login, cron only: the grant is made" stampfile 127.0.0.25
+is "post-login, cron only: no Error line in Dovecot's log for the login" "$(errors_since $n)" ""
 stop "$dovecot_pid"
 
 # --- the checkpassword passdb ---
@@ -123,7 +136,7 @@ cat > "$T/poprelay-checkpassword" <<EOS
 INSECURE_SETUID=1 CVM_PWFILE_PATH=$T/pwfile
 export INSECURE_SETUID CVM_PWFILE_PATH
 exec /usr/bin/cvm-checkpassword /usr/bin/cvm-pwfile \\
-  envdir $T/etc $BIN/pop3-wrapper "\$@"
+  envdir $T/etc $BIN/pop3-wrapper -q "\$@"
 EOS
 chmod 755 "$T/poprelay-checkpassword"
 dovecot_conf checkpassword "$T/poprelay-checkpassword" "service auth {
@@ -135,14 +148,23 @@ t e2e_login 127.0.0.17 115 alice wrong
 expect_grep "checkpassword: a wrong password is refused" 67 "denied"
 no "checkpassword: a failed login never reaches pop3-wrapper, no stamp" stampfile 127.0.0.17
 is "checkpassword: 127.0.0.17 may not relay" "$(e2e_rcpt 127.0.0.17 30)" 550
+n=$(loglines)
 t e2e_login 127.0.0.7 115
 expect "checkpassword: alice logs in to Dovecot from 127.0.0.7" 0 "$listing"
-ok "checkpassword: pop3-wrapper granted 127.0.0.7, as the mail user" grep -q "pop3-wrapper: info: granted 127.0.0.7 to alice uid $E2E_UID\$" "$T/dovecot.log"
+ok "checkpassword: pop3-wrapper granted 127.0.0.7" stampfile 127.0.0.7
+is "checkpassword: the stamp belongs to the mail user" "$(stat -c %u "$(stampfile 127.0.0.7)")" "$E2E_UID"
+is "checkpassword, relay-open -w running: no Error line in Dovecot's log for the login" "$(errors_since $n)" ""
 is "checkpassword: the stamp records Dovecot's TCPREMOTEIP" "$(grep -e '^uid ' -e '^via ' -e '^local ' "$(stampfile 127.0.0.7)")" "uid $E2E_UID
 local 127.0.0.1:115
 via TCPREMOTEIP"
 is "checkpassword: the next SMTP connection from 127.0.0.7 may relay" "$(e2e_rcpt 127.0.0.7 30)" 250
 is "checkpassword: 127.0.0.6 may not" "$(e2e_rcpt 127.0.0.6 30)" 550
+stop "$relay_open_pid"
+n=$(loglines)
+t e2e_login 127.0.0.27 115
+expect "checkpassword, cron only: alice logs in from 127.0.0.27" 0 "$listing"
+ok "checkpassword, cron only: the grant is made" stampfile 127.0.0.27
+is "checkpassword, cron only: no Error line in Dovecot's log for the login" "$(errors_since $n)" ""
 # installed set-gid, pop3-wrapper believes no variable, and Dovecot gives
 # the checkpassword program no socket: nothing can be granted there
 sed -i "s|$BIN/pop3-wrapper|$E2E_WRAPPER|" "$T/poprelay-checkpassword"

@@ -47,10 +47,21 @@ is "its session ran with the static variables and RELAYCLIENT" "$(e2e_send 127.0
 RELAYCLIENT= MARK=static rules"
 is "127.0.0.6 still may not" "$(e2e_rcpt 127.0.0.6 28)" 550
 
+# --- dual stack: an SMTP tcpserver -6 sees IPv4 clients as ::ffff:a.b.c.d ---
+printf '#!/bin/sh\nexec %s -6 "$@"\n' "$E2E_U6/tcpserver" > "$T/tcpserver-6"
+chmod 755 "$T/tcpserver-6"
+e2e_smtp_service 29 ::0 "$T/tcpserver-6"
+is "tcpserver -6: 127.0.0.7, granted, may relay through it too" "$(e2e_rcpt 127.0.0.7 29)" 250
+rm -f "$T"/queue/*
+is "tcpserver -6: its session got the default rule's variables and RELAYCLIENT" "$(e2e_send 127.0.0.7 29 bob@example.net; e2e_queued 'from 127.0.0.7')" "250
+RELAYCLIENT= MARK=static rules"
+is "tcpserver -6: 127.0.0.6 may not" "$(e2e_rcpt 127.0.0.6 29)" 550
+is "tcpserver -6: ::1 may relay" "$(e2e_rcpt ::1 29 bob@example.net ::1)" 250
+
 # --- exactly those two ---
 cdb -l -m "$T/static.cdb" | sort -u > "$T/static.keys"
-is "the cdb holds two keys beyond the static ones: ::1 and 127.0.0.7" \
-  "$(cdb -l -m "$POPRELAY_CDB" | sort -u | comm -23 - "$T/static.keys" | tr '\n' ' ')" "127.0.0.7 "
+is "the cdb holds three keys beyond the static ones: ::1, and 127.0.0.7 in both its forms" \
+  "$(cdb -l -m "$POPRELAY_CDB" | sort -u | comm -23 - "$T/static.keys" | tr '\n' ' ')" "127.0.0.7 ::ffff:127.0.0.7 "
 is "::1 is a static key too, granted through its own record first" "$(cdb -q -n 1 "$POPRELAY_CDB" ::1 | tr '\0' ' ')" "+MARK=loopback six +RELAYCLIENT= "
 is "relay-open -l lists the two" "$(relay-open -l | cut -d' ' -f1,2,5 | sort | tr '\n' ' ')" "127.0.0.7 user=alice status=granted ::1 user=alice status=granted "
 t e2e_login ::1 113 alice wrong '[::1]'

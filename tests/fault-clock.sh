@@ -84,7 +84,7 @@ background svc relay-open -w -t $TTL -k $SKEW 2>>"$T/svc.log"
 so=$lastpid
 background svc relay-clean -w -q -t $TTL -k $SKEW 2>>"$T/svc.log"
 sc=$lastpid
-waitfor "relay-open -w up" 200 test -p "$POPRELAY_DIR/.rebuild"
+waitfor "relay-open -w up" 200 relay_open_listening
 # revoked A: real seconds from A's stamp until the cdb stops granting A
 revoked () {
   m=$(stat -c %.9Y "$(stampfile "$1")")

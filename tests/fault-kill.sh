@@ -56,7 +56,7 @@ is "scan cache temp files of killed runs ($(wc -l < "$T/cachetmp" | tr -d ' ')) 
 # --- relay-open -w killed during its rebuilds ---
 background relay-open -w 2>>"$T/svc.log"
 svc=$lastpid
-waitfor "service up" 400 test -p "$POPRELAY_DIR/.rebuild"
+waitfor "service up" 400 relay_open_listening
 bad=0; k=0
 for d in $(delays 8 "$(awk -v t="$took" 'BEGIN { printf "%.3f", t * 1.3 / 1000 }')"); do
   cp "$POPRELAY_CDB" "$T/before.cdb"

@@ -26,7 +26,7 @@ mkdir "$POPRELAY_DIR"
 # removed under a running relay-open -w: its grants still end at their TTL
 background relay-open -w -t 3 2>>"$T/svc.log"
 svc=$lastpid
-waitfor "service up" 200 test -p "$POPRELAY_DIR/.rebuild"
+waitfor "service up" 200 relay_open_listening
 grant 192.0.2.1
 waitfor "granted" 200 granted 192.0.2.1
 expiry=$(( $(stat -c %Y "$(stampfile 192.0.2.1)") + 3 ))
@@ -58,7 +58,7 @@ expect "read-only: relay-open builds from it" 0 ""
 ok "read-only: the live grant is in" granted 192.0.2.3
 no "read-only: the expired one is not" granted 192.0.2.4
 t relay-open -w
-expect_grep "read-only: relay-open -w cannot make its fifo: exit 111" 111 "unable to listen on $POPRELAY_DIR/.rebuild: Read-only file system"
+expect_grep "read-only: relay-open -w cannot make its fifo: exit 111" 111 "unable to listen on $POPRELAY_DIR/.rebuild/relay-open\.[0-9a-f]*: Read-only file system"
 umount "$T/ro"
 
 # --- full: out of inodes, out of blocks ---
@@ -160,20 +160,20 @@ t env POPRELAY_DIR="$T/relay-link" TCPREMOTEIP=192.0.2.24 pop3-wrapper true
 relay-open -d "$T/relay-link" >/dev/null 2>&1
 ok "a relay directory reached through a symbolic link works" granted 192.0.2.24
 
-# --- the rebuild fifo replaced ---
+# --- the fifo directory replaced ---
 rm -f "$POPRELAY_DIR/.rebuild"
 echo x > "$POPRELAY_DIR/.rebuild"
 login 192.0.2.30
-expect_grep "a file where the fifo goes: the login warns" 7 "unable to ask relay-open for a rebuild through $POPRELAY_DIR/.rebuild: Invalid argument"
+expect_grep "a file where the fifo directory goes: the login warns" 7 "unable to ask relay-open for a rebuild through $POPRELAY_DIR/.rebuild: Invalid argument"
 is "and runs its session" "$(printf '%s\n' "$out" | tail -n 1)" session
 is "and the file is as it was" "$(cat "$POPRELAY_DIR/.rebuild")" x
 t timeout 10 relay-open -w
-expect_grep "a file where the fifo goes: relay-open -w cannot listen, exit 111" 111 "unable to listen on $POPRELAY_DIR/.rebuild: Invalid argument"
+expect_grep "a file where the fifo directory goes: relay-open -w cannot listen, exit 111" 111 "unable to listen on $POPRELAY_DIR/.rebuild/relay-open\.[0-9a-f]*: Not a directory"
 rm "$POPRELAY_DIR/.rebuild"; ln -s "$T/elsewhere" "$POPRELAY_DIR/.rebuild"
 login 192.0.2.31
-expect_grep "a symbolic link where the fifo goes: the login warns, follows nothing" 7 "unable to ask relay-open for a rebuild"
+expect_grep "a symbolic link where the fifo directory goes: the login warns, follows nothing" 7 "unable to ask relay-open for a rebuild"
 t timeout 10 relay-open -w
-expect_grep "a symbolic link where the fifo goes: relay-open -w cannot listen, exit 111" 111 "unable to listen on $POPRELAY_DIR/.rebuild"
+expect_grep "a symbolic link where the fifo directory goes: relay-open -w cannot listen, exit 111" 111 "unable to listen on $POPRELAY_DIR/.rebuild"
 rm "$POPRELAY_DIR/.rebuild"
 
 done_testing

@@ -119,6 +119,12 @@ decision () {
   env -i PATH="$PATH" TCPREMOTEIP="$ip" "$@" ${TCPRULESCHECK:-tcprulescheck} "$cdb" 2>&1 | tr '\n' ' ' | sed 's/ $//'
 }
 
+# relay_open_listening [DIR]: a relay-open -w service has its fifo in
+# DIR/.rebuild (default: the test's relay directory)
+relay_open_listening () {
+  ls "${1:-$POPRELAY_DIR}/.rebuild" 2>/dev/null | grep -q '^relay-open\.'
+}
+
 done_testing () {
   echo "$passed $failed" >> "$RESULTS"
 }
@@ -238,10 +244,11 @@ e2e_smtp_service () {
 }
 
 # e2e_relay_open_service [OPTIONS]: relay-open -v -w, as README step 5
-# runs it, its log in $T/relay-open.log; returns once its first build is
-# done
+# runs it, its log in $T/relay-open.log, its pid in relay_open_pid;
+# returns once its first build is done
 e2e_relay_open_service () {
   background relay-open -v -w "$@" 2>>"$T/relay-open.log"
+  relay_open_pid=$lastpid
   waitfor "relay-open -w built" 100 grep -q 'built' "$T/relay-open.log"
 }
 

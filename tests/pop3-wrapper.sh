@@ -13,7 +13,8 @@ pw () {
 }
 nstamps () { find "$POPRELAY_DIR" -type f ! -name '.*' | wc -l | tr -d ' '; }
 fresh () { rm -rf "$POPRELAY_DIR"; mkdir -p "$POPRELAY_DIR"; }
-NOSVC="pop3-wrapper: warning: no relay-open -w service listens on $POPRELAY_DIR/.rebuild: the grant waits for the next rebuild"
+NOSVC="pop3-wrapper: info: no relay-open -w service is set up: the grant takes effect at the next relay-open run"
+STALE="pop3-wrapper: warning: no relay-open -w service listens on $POPRELAY_DIR/.rebuild: the grant waits for the next rebuild"
 
 # --- every address source ---
 fresh
@@ -42,13 +43,19 @@ expect "a user name cannot forge a log line: it is escaped" 7 "pop3-wrapper: inf
 $NOSVC
 session"
 t env -i PATH="$PATH" POPRELAY_DIR="$POPRELAY_DIR" TCPREMOTEIP=192.0.2.31 USER=quinn pop3-wrapper -q sh -c 'echo session; exit 7' </dev/null
-expect "-q: no line for the grant, the warning stays" 7 "$NOSVC
-session"
+expect "-q: no line for the grant, nor for a relay directory with no service set up" 7 "session"
 ok "-q: the grant is made all the same" stampfile 192.0.2.31
 t env -i PATH="$PATH" POPRELAY_DIR="$POPRELAY_DIR" TCPREMOTEIP=192.0.2.31 USER=quinn pop3-wrapper -q sh -c 'echo session; exit 7' </dev/null
 expect "-q: no line for a refresh" 7 "session"
 t env -i PATH="$PATH" POPRELAY_DIR="$POPRELAY_DIR" TCPREMOTEIP=192.0.2.31 USER=quinn AUTHORIZED=1 pop3-wrapper -q sh -c 'echo session; exit 7' </dev/null
 expect "-q: no line for a user lookup" 7 "session"
+# a service that was set up and is gone (its fifo has no reader) is worth
+# a warning, with -q too
+mkdir "$POPRELAY_DIR/.rebuild"; mkfifo "$POPRELAY_DIR/.rebuild/relay-open.0123456789abcdef"
+t env -i PATH="$PATH" POPRELAY_DIR="$POPRELAY_DIR" TCPREMOTEIP=192.0.2.32 USER=quinn pop3-wrapper -q sh -c 'echo session; exit 7' </dev/null
+expect "-q: a service whose fifo has no reader: the warning stays" 7 "$STALE
+session"
+rm -r "$POPRELAY_DIR/.rebuild"
 t pw TCPREMOTEIP=::ffff:192.0.2.7 USER=frank
 expect_grep "couriertcpd's v4-mapped form is folded to IPv4" 7 "granted 192.0.2.7 to frank"
 t pw PROTO=TCP TCPREMOTEIP=192.0.2.8 IP=198.51.100.1 SSLREMOTEIP=198.51.100.2 USER=gina
@@ -138,7 +145,7 @@ is "the stamp is a regular file now" "$([ -f "$s" ] && [ ! -L "$s" ] && echo reg
 fresh
 relay-open -v -w > "$T/svc.log" 2>&1 &
 svc=$!; pids="$pids $svc"
-waitfor "service up" 100 test -p "$POPRELAY_DIR/.rebuild"
+waitfor "service up" 100 relay_open_listening
 waitfor "first build" 100 grep -q built "$T/svc.log"
 t pw TCPREMOTEIP=192.0.2.11 USER=alice
 expect "with the service listening: one log line per grant" 7 "pop3-wrapper: info: granted 192.0.2.11 to alice uid 0
@@ -151,6 +158,36 @@ expect "a refresh is logged as one" 7 "pop3-wrapper: info: refreshed 192.0.2.11 
 session"
 sleep 0.3
 is "a refresh of a granted address rebuilds nothing" "$(grep -c built "$T/svc.log")" "$builds"
+# a second service, for a second cdb (another SMTP service) on the same
+# relay directory: each has its fifo, and a login wakes both
+printf ':allow,SECOND="yes"\n' > "$T/rules2"
+relay-open -v -w -o "$T/second.cdb" -r "$T/rules2" > "$T/svc2.log" 2>&1 &
+svc2=$!; pids="$pids $svc2"
+waitfor "second service up" 100 grep -q built "$T/svc2.log"
+is "two services, two fifos" "$(ls "$POPRELAY_DIR/.rebuild" | grep -c '^relay-open\.[0-9a-f]\{16\}$')" 2
+pw TCPREMOTEIP=192.0.2.19 USER=alice >/dev/null
+waitfor "the first cdb has the grant" 100 sh -c "TCPREMOTEIP=192.0.2.19 tcprulescheck '$POPRELAY_CDB' | grep -q RELAYCLIENT"
+is "one login wakes the first service" "$(decision 192.0.2.19 "$POPRELAY_CDB" | grep -c RELAYCLIENT)" 1
+waitfor "the second cdb has the grant" 100 sh -c "TCPREMOTEIP=192.0.2.19 tcprulescheck '$T/second.cdb' | grep -q RELAYCLIENT"
+is "and the second, whose cdb gets the grant with its own rules' variables" "$(decision 192.0.2.19 "$T/second.cdb")" "rule 192.0.2.19: set environment variable SECOND=yes set environment variable RELAYCLIENT= allow connection"
+stop $svc2
+is "a service that stops takes its fifo away" "$(ls "$POPRELAY_DIR/.rebuild" | wc -l | tr -d ' ')" 1
+stop $svc
+is "the other too" "$(ls "$POPRELAY_DIR/.rebuild" | wc -l | tr -d ' ')" 0
+
+# poprelay's first version made .rebuild a single fifo: a login still
+# pokes one that an old service reads, and a new service replaces it
+rm -r "$POPRELAY_DIR/.rebuild"; mkfifo -m 0620 "$POPRELAY_DIR/.rebuild"
+sh -c 'exec dd bs=1 count=1 2>/dev/null' < "$POPRELAY_DIR/.rebuild" > "$T/oldpoke" &
+old=$!
+waitfor "old reader up" 40 sh -c "ls -l /proc/$old/fd 2>/dev/null | grep -q rebuild"
+pw TCPREMOTEIP=192.0.2.20 USER=alice >/dev/null
+wait $old
+is "a single fifo of the first version is poked" "$(od -An -c "$T/oldpoke" | tr -d ' ')" '\0'
+relay-open -v -w > "$T/svc.log" 2>&1 &
+svc=$!; pids="$pids $svc"
+waitfor "service up over the old fifo" 100 relay_open_listening
+is "relay-open -w made the fifo directory in the old fifo's place" "$(stat -c %F "$POPRELAY_DIR/.rebuild")" directory
 stop $svc
 
 # --- the session always runs, whatever is wrong on the relay side ---
@@ -195,6 +232,11 @@ t pop3-wrapper -x true
 expect_grep "unknown option: usage, 100" 100 "^pop3-wrapper: usage: "
 t env TCPREMOTEIP=192.0.2.17 pop3-wrapper -d "$POPRELAY_DIR" sh -c 'echo "$0 $1"; ls -l /proc/self/fd/ | grep -c " -> "' one
 is "argv and descriptors reach the session untouched" "$out" "$(printf 'pop3-wrapper: info: granted 192.0.2.17 to ? uid 0\n%s\n' "$NOSVC"; sh -c 'echo "$0 $1"; ls -l /proc/self/fd/ | grep -c " -> "' one)"
+# a closed 0, 1 or 2 is closed for the session too
+probe='for fd in 0 1 2; do if [ -e /proc/self/fd/$fd ]; then printf "$fd open " >&3; else printf "$fd closed " >&3; fi; done'
+is "a closed descriptor 0 reaches the session closed" "$(env TCPREMOTEIP=192.0.2.18 pop3-wrapper -q -d "$POPRELAY_DIR" sh -c "$probe" 3>&1 0>&- 2>/dev/null)" "0 closed 1 open 2 open "
+is "a closed descriptor 1 reaches the session closed" "$(env TCPREMOTEIP=192.0.2.18 pop3-wrapper -q -d "$POPRELAY_DIR" sh -c "$probe" 3>&1 1>&- 2>/dev/null)" "0 open 1 closed 2 open "
+is "a closed descriptor 2 reaches the session closed" "$(env TCPREMOTEIP=192.0.2.18 pop3-wrapper -q -d "$POPRELAY_DIR" sh -c "$probe" 3>&1 2>&-)" "0 open 1 open 2 closed "
 
 # --- forgery: a set-gid pop3-wrapper run by a local user ---
 # The group is a number no account uses; the user is nobody, outside it.

@@ -97,7 +97,7 @@ t relay-clean false
 expect "the chained program's exit status is relay-clean's" 1 "relay-clean: info: removed 0 expired, 0 future-dated, 0 abandoned temp; kept 1 live, 0 temp; junk 0"
 relay-open -w > "$T/svc.log" 2>&1 &
 svc=$!; pids="$pids $svc"
-waitfor "service up" 100 test -p "$POPRELAY_DIR/.rebuild"
+waitfor "service up" 100 relay_open_listening
 age 192.0.2.7 100000
 t relay-clean
 expect "without a program: pokes the relay-open service" 0 "relay-clean: info: removed 1 expired, 0 future-dated, 0 abandoned temp; kept 0 live, 0 temp; junk 0"
@@ -175,7 +175,7 @@ stop $cl
 fresh
 background relay-open -w 2>>"$T/svc2.log"
 so=$lastpid
-waitfor "service up" 100 test -p "$POPRELAY_DIR/.rebuild"
+waitfor "service up" 100 relay_open_listening
 background relay-clean -w -t 2 2>>"$T/clean2.log"
 sc=$lastpid
 TCPREMOTEIP=192.0.2.22 USER=x pop3-wrapper true 2>/dev/null

@@ -202,6 +202,38 @@ relay-open >/dev/null 2>&1
 is "a run made during another's build returns after a build that has its grant" "$(decision 203.0.113.99 "$T/rules.cdb" | grep -c RELAYCLIENT)" 1
 wait $slow
 
+# Two cdbs built from one cache directory (two SMTP services): a run for
+# one must never take the other's build as its own. Each loop grants an
+# address of its own, builds its cdb, and checks that the cdb has it.
+# loop CDB RULES NET: 20 grants and builds, the misses counted in CDB.miss
+loop () {
+  : > "$1.miss"
+  for i in $(seq 1 20); do
+    grant "$3.$i"
+    relay-open -o "$1" -r "$2" >/dev/null 2>&1 || echo "exit $? at $i" >> "$1.miss"
+    decision "$3.$i" "$1" | grep -q RELAYCLIENT || echo "$3.$i" >> "$1.miss"
+  done
+}
+printf ':allow,SERVICE="a"\n' > "$T/rules-a"
+printf ':allow,SERVICE="b"\n' > "$T/rules-b"
+touch -d '-10 sec' "$T/rules-a" "$T/rules-b"
+# deterministic: while a third build holds the lock (its rules file was
+# just written, so it waits a second for it to settle), a.cdb and b.cdb
+# are both asked for; whichever builds first must not serve the other
+printf ':allow,SERVICE="c"\n' > "$T/rules-c"
+relay-open -o "$T/c.cdb" -r "$T/rules-c" >/dev/null 2>&1 & lc=$!
+sleep 0.3
+grant 198.51.102.1; relay-open -o "$T/a.cdb" -r "$T/rules-a" >/dev/null 2>&1 & la=$!
+grant 198.51.102.2; relay-open -o "$T/b.cdb" -r "$T/rules-b" >/dev/null 2>&1 & lb=$!
+wait $lc; wait $la; wait $lb
+is "two cdbs asked for during a third build: a.cdb is built with its grant" "$(decision 198.51.102.1 "$T/a.cdb" | grep -c RELAYCLIENT)" 1
+is "two cdbs asked for during a third build: b.cdb is built with its grant" "$(decision 198.51.102.2 "$T/b.cdb" | grep -c RELAYCLIENT)" 1
+loop "$T/a.cdb" "$T/rules-a" 198.51.100 & la=$!
+loop "$T/b.cdb" "$T/rules-b" 198.51.101 & lb=$!
+wait $la; wait $lb
+is "two cdbs, one cache: every build of a.cdb had its own grant" "$(cat "$T/a.cdb.miss" | tr '\n' ' ')" ""
+is "two cdbs, one cache: every build of b.cdb had its own grant" "$(cat "$T/b.cdb.miss" | tr '\n' ' ')" ""
+
 # --- the scan cache: changes are seen, damage is not trusted ---
 rm -rf "$T/relay" "$T/cache"; mkdir "$T/relay"
 for a in 192.0.2.1 192.0.2.2 192.0.2.3; do grant $a; done
@@ -280,8 +312,37 @@ is "v4-mapped login grants the dotted quad, under its IPv4 prefix rule" "$(TCPRU
 for a in ::2 2001:db9::1 10.9.9.9 2001:db8::6; do
   is "IPv6 ungranted $a: the static rules alone" "$(TCPRULESCHECK=$T6 decision $a "$T/rules.cdb")" "$(TCPRULESCHECK=$T6 decision $a "$T/static6.cdb")"
 done
+# tcpserver -6 gives an IPv4 client ::ffff:a.b.c.d: the grant has that key
+# too, with the static record that text finds (here the default one)
+is "v4-mapped text of tcpserver -6: granted, under the record its own text finds" "$(TCPRULESCHECK=$T6 decision ::ffff:10.1.2.3 "$T/rules.cdb")" "rule ::ffff:10.1.2.3: set environment variable QMAILQUEUE=/bin/scan set environment variable RELAYCLIENT= allow connection"
+is "v4-mapped text of an address that did not log in: the static rules alone" "$(TCPRULESCHECK=$T6 decision ::ffff:10.1.2.4 "$T/rules.cdb")" "$(TCPRULESCHECK=$T6 decision ::ffff:10.1.2.4 "$T/static6.cdb")"
+
+# An address whose key would end in "::" cannot be granted under
+# ucspi-tcp-ipv6: its tcpserver also looks that text up as a prefix of
+# other clients' addresses (2001:db8:1:2:: would open 2001:db8:1:2::5, and
+# 2001:db8:: all of 2001:db8::/32's text that starts so)
+for a in 2001:db8:1:2:: 2001:db8:7:: 2001:db8:1:2:3:4:5:0; do grant $a; done
+t relay-open -T ucspi-tcp-ipv6 -r "$T/rules6"
+expect_grep "a key ending in :: is refused, with the reason" 0 "warning: not granting 2001:db8:1:2::: no key can grant it alone: its ucspi-tcp-ipv6 key ends in \"::\", which that tcpserver also matches as a prefix of other addresses"
+expect_grep "a single trailing zero group too (ucspi-tcp-ipv6 compresses it)" 0 "warning: not granting 2001:db8:1:2:3:4:5:0: no key can grant it alone"
+for a in 2001:db8:1:2::5 2001:db8:1:2::1:5 2001:db8:1:2:: 2001:db8:7::1 2001:db8:7:: 2001:db8:1:2:3:4:5:1 2001:db8:1:2:3:4:5::; do
+  is "no grant reaches $a through a key ending in ::" "$(TCPRULESCHECK=$T6 decision $a "$T/rules.cdb")" "$(TCPRULESCHECK=$T6 decision $a "$T/static6.cdb")"
+done
+cdb -l -m "$T/static6.cdb" | sort -u > "$T/static6.keys"
+is "every key a grant added ends in a digit or a hex letter: none is a prefix" \
+  "$(cdb -l -m "$T/rules.cdb" | sort -u | comm -23 - "$T/static6.keys" | grep -c -v '[0-9a-f]$')" 0
+t relay-open -l -T ucspi-tcp-ipv6 -r "$T/rules6"
+expect_grep "list: a key ending in :: is no-key, with the reason" 0 "^2001:db8:7:: user=user .* status=no-key (its ucspi-tcp-ipv6 key ends in"
+
+# a static deny of either text denies the address in both
+printf '::ffff:10.1.2.3:deny\n' | cat - "$T/rules6" > "$T/rules6d"
+t relay-open -T ucspi-tcp-ipv6 -r "$T/rules6d"
+expect_grep "a deny of the ::ffff: text refuses the grant" 0 "not granting 10.1.2.3: $T/rules6d:1 denies it"
+is "and the dotted quad is not granted either" "$(TCPRULESCHECK=$T6 decision 10.1.2.3 "$T/rules.cdb" | grep -c RELAYCLIENT)" 0
+
 t relay-open -T ucspi-tcp -r "$T/rules"
-expect_grep "ucspi-tcp (IPv4 only): an IPv6 grant is skipped with a warning" 0 "not granting 2001:db8::5: ucspi-tcp has no key for IPv6"
+expect_grep "ucspi-tcp (IPv4 only): an IPv6 grant is skipped with a warning" 0 "not granting 2001:db8::5: no key can grant it alone: IPv6, and POPRELAY_TCPRULES is ucspi-tcp"
+is "ucspi-tcp (IPv4 only): no ::ffff: key" "$(cdb -l -m "$T/rules.cdb" | grep -c ffff)" 0
 is "ucspi-tcp: the v4-mapped login is still granted" "$(decision 10.1.2.3 "$T/rules.cdb" | grep -c RELAYCLIENT)" 1
 is "ucspi-tcp: no IPv6 key in the cdb" "$(cdb -l -m "$T/rules.cdb" | grep -c :)" 0
 

@@ -64,7 +64,7 @@ background relay-open -w 2>>"$T/open-w.log"
 svc_open=$lastpid
 background relay-clean -w -q 2>>"$T/clean-w.log"
 svc_clean=$lastpid
-waitfor "relay-open -w listening" 200 test -p "$POPRELAY_DIR/.rebuild"
+waitfor "relay-open -w listening" 200 relay_open_listening
 
 # logins. Each worker notes an address in its log before logging in from
 # it; a ticker writes the time into every log 20 times a second, so that

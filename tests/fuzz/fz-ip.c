@@ -9,9 +9,13 @@
    - ip_fmt writes lowercase RFC 5952 text (checked against an independent
      formatter and, where the two rules agree, against inet_ntop) that
      re-parses to the same address and formats back to itself;
-   - ip_fmt_key: for ucspi-tcp the dotted quad or nothing, for
-     ucspi-tcp-ipv6 the single-zero-group compression, re-parsing to the
-     same address;
+   - ip_keys: for ucspi-tcp the dotted quad or nothing, for
+     ucspi-tcp-ipv6 the dotted quad and ::ffff:a.b.c.d, or the
+     single-zero-group compression re-parsing to the same address, or
+     nothing when that ends in a colon; and the property that matters:
+     every key of a grant matches, under that tcpserver's own lookup
+     (exact, prefixes ending in "." or ":", host names, TCPREMOTEINFO,
+     default), no client but the granted one;
    - stamp_scanname accepts a file name only if it is the canonical text of
      an address in that address's bucket;
    - ip_never refuses exactly 0.0.0.0/8, 224.0.0.0/3, ::, ff00::/8;
@@ -62,9 +66,91 @@ static int islower_canon (char const *s)
   return 1 ;
 }
 
+/* The texts a tcpserver of this flavour may put in TCPREMOTEIP for a
+   client at ip, written independently of ip.c: ucspi-tcp knows IPv4 only;
+   ucspi-tcp-ipv6 gives IPv4 as the dotted quad, or as ::ffff:a.b.c.d when
+   it listens with -6, and IPv6 with the first longest zero run
+   compressed, even a single group. Returns how many. */
+static unsigned int texts (char t[2][64], ip_t const *ip, int flavour)
+{
+  if (ip_is4(ip))
+  {
+    sprintf(t[0], "%u.%u.%u.%u", ip->b[12], ip->b[13], ip->b[14], ip->b[15]) ;
+    if (flavour == KEYS_UCSPI_TCP) return 1 ;
+    sprintf(t[1], "::ffff:%s", t[0]) ;
+    return 2 ;
+  }
+  if (flavour == KEYS_UCSPI_TCP) return 0 ;
+  ref_fmt6(t[0], ip, 1) ;
+  return 1 ;
+}
+
+/* 1 if tcpserver, for a client whose TCPREMOTEIP is text and whose host
+   name and TCPREMOTEINFO it may or may not know, could use the record
+   keyed key: the exact text, info@text, =host, prefixes of the text
+   ending in "." (and ":" for ucspi-tcp-ipv6), =suffixes, "=", "". Since a
+   host name or an info can be anything, any key holding "=" or "@", and
+   the empty key, may match. */
+static int lookup_may_use (char const *key, size_t keylen, char const *text, int flavour)
+{
+  size_t tl = strlen(text) ;
+  if (!keylen || memchr(key, '=', keylen) || memchr(key, '@', keylen)) return 1 ;
+  if (keylen == tl && !memcmp(key, text, tl)) return 1 ;
+  if (keylen < tl && !memcmp(key, text, keylen))
+  {
+    char last = key[keylen - 1] ;
+    if (last == '.' || (last == ':' && flavour == KEYS_UCSPI_TCP_IPV6)) return 1 ;
+  }
+  return 0 ;
+}
+
+/* The property: every key of a grant of ip matches, under the target's
+   own lookup, one client only, ip itself. Tried against ip and against
+   clients near it: each byte changed, and every prefix of ip with the
+   rest zero, ones or the bits flipped, in the same family. */
+static void check_keys_match_one (uint8_t const *data, size_t size, ip_t const *ip, ipkeys_t const *k, unsigned int nk, int flavour)
+{
+  char t[2][64] ;
+  unsigned int nt = texts(t, ip, flavour) ;
+  for (unsigned int i = 0 ; i < nk ; i++)
+  {
+    int found = 0 ;
+    FZ_CHECK(k->len[i] == strlen(k->s[i]), "key length") ;
+    for (unsigned int j = 0 ; j < nt ; j++) found |= !strcmp(k->s[i], t[j]) ;
+    FZ_CHECK(found, "the key \"%s\" is no text tcpserver gives this client", k->s[i]) ;
+  }
+  for (unsigned int v = 0 ; v < 16 * 3 + 129 * 3 ; v++)
+  {
+    ip_t c = *ip ;
+    if (v < 48)
+    {
+      unsigned int byte = v / 3 ;
+      if (ip_is4(ip) && byte < 12) continue ;
+      c.b[byte] = v % 3 == 0 ? (unsigned char)(c.b[byte] + 1) : v % 3 == 1 ? 0 : 0xff ;
+    }
+    else
+    {
+      unsigned int bits = (v - 48) / 3, fill = (v - 48) % 3 ;
+      if (ip_is4(ip) && bits < 96) continue ;
+      for (unsigned int kb = bits ; kb < 128 ; kb++)
+      {
+        unsigned char m = (unsigned char)(0x80 >> (kb & 7)) ;
+        int on = fill == 0 ? 0 : fill == 1 ? 1 : !(ip->b[kb >> 3] & m) ;
+        if (on) c.b[kb >> 3] |= m ; else c.b[kb >> 3] &= (unsigned char)~m ;
+      }
+    }
+    if (ip_equal(&c, ip)) continue ;
+    nt = texts(t, &c, flavour) ;
+    for (unsigned int i = 0 ; i < nk ; i++)
+      for (unsigned int j = 0 ; j < nt ; j++)
+        FZ_CHECK(!lookup_may_use(k->s[i], k->len[i], t[j], flavour),
+                 "the key \"%s\" of a grant also matches the client \"%s\" (%s)", k->s[i], t[j], flavour == KEYS_UCSPI_TCP ? "ucspi-tcp" : "ucspi-tcp-ipv6") ;
+  }
+}
+
 static void check_addr (uint8_t const *data, size_t size, ip_t const *ip)
 {
-  char a[IP_FMT], a2[IP_FMT], k4[IP_FMT], k6[IP_FMT], ref[64] ;
+  char a[IP_FMT], a2[IP_FMT], ref[64] ;
   ip_t back ;
   size_t n = ip_fmt(a, ip) ;
   FZ_CHECK(n == strlen(a) && n < IP_FMT && n > 0, "ip_fmt length %zu for \"%s\"", n, a) ;
@@ -93,21 +179,33 @@ static void check_addr (uint8_t const *data, size_t size, ip_t const *ip)
 
   /* keys */
   {
-    size_t l4 = ip_fmt_key(k4, ip, KEYS_UCSPI_TCP) ;
-    size_t l6 = ip_fmt_key(k6, ip, KEYS_UCSPI_TCP_IPV6) ;
+    ipkeys_t k4, k6 ;
+    char const *why4 = 0, *why6 = 0 ;
+    unsigned int n4 = ip_keys(&k4, ip, KEYS_UCSPI_TCP, &why4) ;
+    unsigned int n6 = ip_keys(&k6, ip, KEYS_UCSPI_TCP_IPV6, &why6) ;
     if (ip_is4(ip))
     {
-      FZ_CHECK(l4 == n && !strcmp(k4, a), "ucspi-tcp key \"%s\" for \"%s\"", k4, a) ;
-      FZ_CHECK(l6 == n && !strcmp(k6, a), "ucspi-tcp-ipv6 key \"%s\" for \"%s\"", k6, a) ;
+      char mapped[IP_KEYFMT] ;
+      sprintf(mapped, "::ffff:%s", a) ;
+      FZ_CHECK(n4 == 1 && k4.len[0] == n && !strcmp(k4.s[0], a), "ucspi-tcp key for \"%s\"", a) ;
+      FZ_CHECK(n6 == 2 && k6.len[0] == n && !strcmp(k6.s[0], a) && !strcmp(k6.s[1], mapped) && k6.len[1] == strlen(mapped),
+               "ucspi-tcp-ipv6 keys for \"%s\": the dotted quad and \"%s\"", a, mapped) ;
     }
     else
     {
-      FZ_CHECK(!l4 && !k4[0], "ucspi-tcp has no IPv6 key, got \"%s\"", k4) ;
+      FZ_CHECK(!n4 && why4, "ucspi-tcp has no IPv6 key, got %u", n4) ;
       ref_fmt6(ref, ip, 1) ;
-      FZ_CHECK(l6 == strlen(k6) && !strcmp(k6, ref), "ucspi-tcp-ipv6 key \"%s\", reference \"%s\"", k6, ref) ;
-      FZ_CHECK(ip_scan(&back, k6, l6) && ip_equal(&back, ip), "the ucspi-tcp-ipv6 key \"%s\" does not re-parse to the address", k6) ;
-      FZ_CHECK(islower_canon(k6), "key \"%s\" not lowercase", k6) ;
+      if (ref[strlen(ref) - 1] == ':')
+        FZ_CHECK(!n6 && why6, "the ucspi-tcp-ipv6 key \"%s\" ends in a colon, and was given", ref) ;
+      else
+      {
+        FZ_CHECK(n6 == 1 && k6.len[0] == strlen(k6.s[0]) && !strcmp(k6.s[0], ref), "ucspi-tcp-ipv6 key \"%s\", reference \"%s\"", k6.s[0], ref) ;
+        FZ_CHECK(ip_scan(&back, k6.s[0], k6.len[0]) && ip_equal(&back, ip), "the ucspi-tcp-ipv6 key \"%s\" does not re-parse to the address", k6.s[0]) ;
+        FZ_CHECK(islower_canon(k6.s[0]), "key \"%s\" not lowercase", k6.s[0]) ;
+      }
     }
+    check_keys_match_one(data, size, ip, &k4, n4, KEYS_UCSPI_TCP) ;
+    check_keys_match_one(data, size, ip, &k6, n6, KEYS_UCSPI_TCP_IPV6) ;
   }
 
   /* never */

@@ -1,5 +1,6 @@
 /* t-ip: drives ip.c. Each input line is one case:
-     scan TEXT          -> canonical form, tcpserver keys, refusal reason
+     scan TEXT          -> canonical form, the grant's keys for each tcpserver,
+                           refusal reason
      net PREFIX ADDR    -> whether the prefix parses and matches
      nets LIST          -> how many prefixes, or the entry refused */
 
@@ -23,12 +24,20 @@ int main (void)
       size_t n = unesc(s, len - 5) ;
       fputs("scan ", stdout) ; putesc(s, n) ;
       if (!ip_scan(&ip, s, n)) { printf(" -> refused\n") ; continue ; }
-      char a[IP_FMT], k4[IP_FMT], k6[IP_FMT] ;
+      char a[IP_FMT] ;
       ip_fmt(a, &ip) ;
-      size_t l4 = ip_fmt_key(k4, &ip, KEYS_UCSPI_TCP) ;
-      ip_fmt_key(k6, &ip, KEYS_UCSPI_TCP_IPV6) ;
+      printf(" -> %s", a) ;
+      for (int flavour = KEYS_UCSPI_TCP ; flavour <= KEYS_UCSPI_TCP_IPV6 ; flavour++)
+      {
+        ipkeys_t k ;
+        char const *why ;
+        unsigned int nk = ip_keys(&k, &ip, flavour, &why) ;
+        printf(" %s=", flavour == KEYS_UCSPI_TCP ? "v4key" : "v6key") ;
+        if (!nk) printf(flavour == KEYS_UCSPI_TCP ? "(none)" : "(none: %s)", why) ;
+        for (unsigned int i = 0 ; i < nk ; i++) printf("%s%s", i ? "," : "", k.s[i]) ;
+      }
       char const *never = ip_never(&ip) ;
-      printf(" -> %s v4key=%s v6key=%s%s%s\n", a, l4 ? k4 : "(none)", k6, never ? " never=" : "", never ? never : "") ;
+      printf("%s%s\n", never ? " never=" : "", never ? never : "") ;
     }
     else if (!strncmp(line, "net ", 4))
     {

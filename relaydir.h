@@ -1,0 +1,37 @@
+/* relaydir.h: the directories inside the relay directory, and whom they
+   belong to.
+
+   The relay directory holds the 256 buckets (see stamp.h) and the fifo
+   directory .rebuild (see trigger.h). Each is made by a service (relay-open
+   or relay-clean), or by pop3-wrapper when it runs as the relay
+   directory's owner, with the relay directory's owner, group and mode;
+   never by a mail user, so that no user owns a directory whose mode they
+   could change. A directory is made whole or not at all: under a temp
+   name, given its owner and mode, then renamed into place, so that a
+   process killed half way leaves only a temp directory, never a bucket
+   with the wrong mode. */
+
+#ifndef POPRELAY_RELAYDIR_H
+#define POPRELAY_RELAYDIR_H
+
+#include <sys/stat.h>
+
+/* The prefix of the temp names relaydir_make uses at the top of the
+   relay directory. */
+#define RELAYDIR_TMPPREFIX ".tmp."
+#define RELAYDIR_TMPPREFIXLEN 5
+
+/* 1 if sub, a directory inside the relay directory whose stat is dir, is
+   as relaydir_make makes it: same owner and group, no permission for
+   others, no more for the group than the relay directory gives. */
+extern int relaydir_right (struct stat const *sub, struct stat const *dir) ;
+
+/* Makes the directory name in the relay directory dirfd (whose stat is
+   dir) if it is missing; if it is there but not right, gives it the right
+   owner, group and mode when this process may (root, or the relay
+   directory's owner). Returns 1 if name is then a right directory, 0
+   with errno otherwise (EPERM: it is not right, and this process may not
+   make it so). */
+extern int relaydir_make (int dirfd, char const *name, struct stat const *dir) ;
+
+#endif
