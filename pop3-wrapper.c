@@ -106,19 +106,6 @@ static char const *basename_of (char const *s)
   return slash ? slash + 1 : s ;
 }
 
-static int lockbucket (int fd)
-{
-  struct timespec ms = { 0, 1000000 } ;
-  for (unsigned int i = 0 ; i < LOCKWAIT_MS ; i++)
-  {
-    if (!flock(fd, LOCK_EX | LOCK_NB)) return 1 ;
-    if (errno != EWOULDBLOCK && errno != EINTR) return 0 ;
-    nanosleep(&ms, 0) ;
-  }
-  errno = ETIMEDOUT ;
-  return 0 ;
-}
-
 /* The bucket directory, made on first use with the relay directory's
    permissions, whatever the umask. */
 static int openbucket (int dirfd, char const *bname, struct stat const *dirst)
@@ -188,7 +175,7 @@ static void grant (conf_t const *c, char const *service, char const *next, int q
   stamp_bucketname(bname, stamp_bucket(&p.ip)) ;
   bfd = openbucket(dirfd, bname, &st) ;
   if (bfd == -1) { strerr_warnwusys("open ", c->dir, "/", bname) ; goto closedir ; }
-  locked = lockbucket(bfd) ;
+  locked = stamp_lock(bfd, LOCKWAIT_MS) ;
   if (!locked) strerr_warnwusys("lock ", c->dir, "/", bname, " (writing the stamp anyway)") ;
 
   now = stamp_now() ;

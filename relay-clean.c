@@ -40,6 +40,13 @@ char const *PROG = "relay-clean" ;
 
 static char const *const vars[] = { "POPRELAY_DIR", "POPRELAY_CACHE", "POPRELAY_TTL", "POPRELAY_SKEW", "POPRELAY_GRACE", 0 } ;
 
+/* How long a pass waits for a bucket's lock before it leaves that
+   bucket's stale stamps to the next pass: pop3-wrapper holds it for
+   microseconds, but a user can stop their own pop3-wrapper while it holds
+   it. A stale stamp grants nothing whether it is removed or not
+   (relay-open judges its time), so waiting buys nothing. */
+#define LOCKWAIT_MS 50
+
 static conf_t conf ;
 static int dryrun = 0 ;
 static int quiet = 0 ;
@@ -54,8 +61,10 @@ struct pass_s
   int64_t nextexpiry ;     /* earliest expiry of a kept stamp, 0 if none */
   int64_t nexttemp ;       /* when the oldest kept temp file is abandoned */
   unsigned long removed, future, kept, temps, tempskept, junk, errors ;
+  unsigned long busy ;     /* stale stamps left in buckets whose lock was held */
   int bfd ;                /* the open bucket, and its number */
   unsigned int bucket ;
+  int bucketbusy ;         /* its lock was held past LOCKWAIT_MS this pass */
   int fatal ;              /* the relay directory itself could not be used */
 } ;
 
@@ -79,6 +88,7 @@ static int openbucket (pass_t *p, unsigned int bucket)
   if (p->bfd >= 0) close(p->bfd) ;
   stamp_bucketname(bname, bucket) ;
   p->bucket = bucket ;
+  p->bucketbusy = 0 ;
   p->bfd = openat(p->dirfd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) ;
   return p->bfd >= 0 ;
 }
@@ -93,10 +103,18 @@ static void expire (pass_t *p, unsigned int bucket, ip_t const *ip)
   ip_fmt(name, ip) ;
   stamp_bucketname(bname, bucket) ;
   if (!openbucket(p, bucket)) goto err ;
-  while (flock(p->bfd, LOCK_EX) == -1) if (errno != EINTR) goto err ;
+  if (p->bucketbusy) { p->busy++ ; return ; }
+  if (!stamp_lock(p->bfd, LOCKWAIT_MS))
+  {
+    if (errno != ETIMEDOUT) goto err ;
+    p->bucketbusy = 1 ;
+    p->busy++ ;
+    strerr_warnw("leaving the stale stamps of ", conf.dir, "/", bname, " to the next pass: its lock is held") ;
+    return ;
+  }
   if (fstatat(p->bfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
   {
-    flock(p->bfd, LOCK_UN) ;
+    stamp_unlock(p->bfd) ;
     if (errno == ENOENT) return ;   /* somebody else removed it */
     goto err ;
   }
@@ -104,14 +122,14 @@ static void expire (pass_t *p, unsigned int bucket, ip_t const *ip)
   if (state == STAMP_LIVE)
   {
     /* refreshed since the scan */
-    flock(p->bfd, LOCK_UN) ;
+    stamp_unlock(p->bfd) ;
     p->kept++ ;
     return ;
   }
   if (dryrun) say("would remove", bname, name, state == STAMP_FUTURE ? "dated in the future" : "expired") ;
-  else if (unlinkat(p->bfd, name, 0) == -1) { flock(p->bfd, LOCK_UN) ; goto err ; }
+  else if (unlinkat(p->bfd, name, 0) == -1) { stamp_unlock(p->bfd) ; goto err ; }
   else if (verbose) strerr_warni("removed ", conf.dir, "/", bname, "/", name, state == STAMP_FUTURE ? " (dated in the future)" : "") ;
-  flock(p->bfd, LOCK_UN) ;
+  stamp_unlock(p->bfd) ;
   if (state == STAMP_FUTURE) p->future++ ; else p->removed++ ;
   return ;
  err:
@@ -174,7 +192,7 @@ static void ontopjunk (char const *name, void *ctx)
 
 static void summary (pass_t const *p)
 {
-  char n[6][ULONG_FMT] ;
+  char n[7][ULONG_FMT] ;
   if (quiet) return ;
   n[0][ulong_fmt(n[0], p->removed)] = 0 ;
   n[1][ulong_fmt(n[1], p->future)] = 0 ;
@@ -182,7 +200,8 @@ static void summary (pass_t const *p)
   n[3][ulong_fmt(n[3], p->kept)] = 0 ;
   n[4][ulong_fmt(n[4], p->tempskept)] = 0 ;
   n[5][ulong_fmt(n[5], p->junk)] = 0 ;
-  strerr_warni(dryrun ? "would remove " : "removed ", n[0], " expired, ", n[1], " future-dated, ", n[2], " abandoned temp; kept ", n[3], " live, ", n[4], " temp; junk ", n[5]) ;
+  n[6][ulong_fmt(n[6], p->busy)] = 0 ;
+  strerr_warni(dryrun ? "would remove " : "removed ", n[0], " expired, ", n[1], " future-dated, ", n[2], " abandoned temp; kept ", n[3], " live, ", n[4], " temp; junk ", n[5], p->busy ? "; left in locked buckets " : "", p->busy ? n[6] : "") ;
 }
 
 /* One pass over the relay directory. Returns 0, or 111 after a message. */
@@ -224,7 +243,7 @@ static int pass (pass_t *p)
   if (p->bfd >= 0) close(p->bfd) ;
   close(p->dirfd) ;
   summary(p) ;
-  return r || p->errors ? 111 : 0 ;
+  return r || p->errors || p->busy ? 111 : 0 ;
 }
 
 /* After a pass that removed something, the cdb must drop it: run prog
@@ -281,13 +300,16 @@ static int service (char const *const *prog)
     struct timespec ts ;
     int code = pass(&p) ;
     if (p.fatal) return code ;
-    if (p.removed + p.future) rebuild(prog) ;
+    /* stale stamps left in a locked bucket grant nothing either: the cdb
+       must drop them all the same */
+    if (p.removed + p.future + p.busy) rebuild(prog) ;
     now = stamp_now() ;
     /* At the latest after a ttl, or a minute: a stamp written after this
        pass expires after that. */
     wake = now + (int64_t)(conf.ttl < 60 ? conf.ttl : 60) * 1000000000 ;
     if (p.nextexpiry && p.nextexpiry < wake) wake = p.nextexpiry ;
     if (p.nexttemp && p.nexttemp < wake) wake = p.nexttemp ;
+    if (p.busy && now + 1000000000 < wake) wake = now + 1000000000 ;   /* try the locked bucket again soon */
     wake += 10000000 ;   /* 10 ms past the deadline, so it has passed */
     if (wake < now) wake = now ;
     ts.tv_sec = (time_t)((wake - now) / 1000000000) ;
@@ -328,7 +350,7 @@ int main (int argc, char const *const *argv)
     if (p.fatal || dryrun) return code ;
     if (!argc)
     {
-      if (p.removed + p.future) rebuild(argv) ;
+      if (p.removed + p.future + p.busy) rebuild(argv) ;
       return code ;
     }
     /* chained, djb-style: the build runs after every pass, so that a

@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <skalibs/allreadwrite.h>
 #include <skalibs/buffer.h>
 #include <skalibs/djbunix.h>
 #include <skalibs/sgetopt.h>
@@ -467,44 +468,96 @@ static void hexid (char *s, uint64_t id)
    unlink, atomically, by the one builder that will build after it was
    made; a failed build makes it again, so the next run tries for itself
    and reports its own error. */
+/* How long a run waits for the build lock. A build of a million grants
+   takes seconds; a lock held much longer belongs to a run that is stuck,
+   and waiting for it for ever would keep the old cdb, and its expired
+   grants, in place. */
+#define LOCKWAIT_MS 60000
+
+/* Takes the build lock, waiting at most LOCKWAIT_MS, less if the service
+   is asked to stop. Returns 1, or 0 with errno. */
+static int lockbuild (int fd)
+{
+  unsigned int waited = 0, step = 1 ;
+  while (flock(fd, LOCK_EX | LOCK_NB) == -1)
+  {
+    struct timespec ts ;
+    if (errno != EWOULDBLOCK && errno != EINTR) return 0 ;
+    if (waited >= LOCKWAIT_MS || stop) { errno = ETIMEDOUT ; return 0 ; }
+    ts.tv_sec = 0 ; ts.tv_nsec = (long)step * 1000000 ;
+    nanosleep(&ts, 0) ;
+    waited += step ;
+    if (step < 50) step <<= 1 ;
+  }
+  return 1 ;
+}
+
+/* FILE in the cache directory, into sa */
+static int cachefile (stralloc *sa, char const *file)
+{
+  sa->len = 0 ;
+  return stralloc_cats(sa, conf.cache) && stralloc_cats(sa, "/") && stralloc_cats(sa, file) && stralloc_0(sa) ;
+}
+
+/* The cache directory holds the lock that decides who builds: it must be
+   ours, and nobody else's to write. Returns 1, or 0 after a warning. */
+static int cachedir (void)
+{
+  struct stat st ;
+  if (mkdir(conf.cache, 0700) == -1 && errno != EEXIST)
+  {
+    strerr_warnwusys("create cache directory ", conf.cache) ;
+    return 0 ;
+  }
+  if (lstat(conf.cache, &st) == -1) { strerr_warnwusys("stat cache directory ", conf.cache) ; return 0 ; }
+  if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || st.st_mode & 022)
+  {
+    strerr_warnw("not building: cache directory ", conf.cache, " must be a directory of this user that no one else can write") ;
+    return 0 ;
+  }
+  return 1 ;
+}
+
 static int request (int64_t *nextexpiry)
 {
   stralloc f = STRALLOC_ZERO ;
   char pending[8 + 16 + 1] = "pending." ;
-  size_t base ;
-  int lockfd, fd, code ;
+  int lockfd, fd, made, code = 111 ;
   hexid(pending + 8, buildid()) ;
-  if (mkdir(conf.cache, 0700) == -1 && errno != EEXIST)
-    strerr_diefusys(111, "create cache directory ", conf.cache) ;
-  if (!stralloc_cats(&f, conf.cache) || !stralloc_cats(&f, "/")) strerr_diefusys(111, "build") ;
-  base = f.len ;
-  if (!stralloc_cats(&f, pending) || !stralloc_0(&f)) strerr_diefusys(111, "build") ;
-  fd = open(f.s, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600) ;
-  if (fd == -1) strerr_diefusys(111, "create ", f.s) ;
-  close(fd) ;
-  f.len = base ;
-  if (!stralloc_cats(&f, "lock") || !stralloc_0(&f)) strerr_diefusys(111, "build") ;
-  lockfd = open(f.s, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600) ;
-  if (lockfd == -1) strerr_diefusys(111, "open ", f.s) ;
-  while (flock(lockfd, LOCK_EX) == -1)
-    if (errno != EINTR || stop) strerr_diefusys(111, "lock ", f.s) ;
-  f.len = base ;
-  if (!stralloc_cats(&f, pending) || !stralloc_0(&f)) strerr_diefusys(111, "build") ;
-  if (unlink(f.s) == -1)
+  if (!cachedir()) return 111 ;
+  /* a request that cannot be made (no inode left) only means this run
+     builds for itself */
+  if (!cachefile(&f, pending)) goto nomem ;
+  fd = open(f.s, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600) ;
+  made = fd >= 0 ;
+  if (made) fd_close(fd) ;
+  if (!cachefile(&f, "lock")) goto nomem ;
+  lockfd = open(f.s, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600) ;
+  if (lockfd == -1) { strerr_warnwusys("open ", f.s) ; goto end ; }
+  if (!lockbuild(lockfd))
   {
-    if (errno != ENOENT) strerr_diefusys(111, "remove ", f.s) ;
-    code = 0 ;   /* a build that started after our request has finished */
+    if (errno == ETIMEDOUT && !stop) strerr_warnw("unable to lock ", f.s, ": another build has held it for 60 seconds") ;
+    else if (errno != ETIMEDOUT) strerr_warnwusys("lock ", f.s) ;
+    fd_close(lockfd) ;
+    goto end ;
   }
+  if (!cachefile(&f, pending)) { fd_close(lockfd) ; goto nomem ; }
+  if (made && unlink(f.s) == -1 && errno == ENOENT)
+    code = 0 ;   /* a build that started after our request has finished */
   else
   {
     code = build(0, nextexpiry) ;
     if (code)
     {
-      fd = open(f.s, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600) ;
-      if (fd >= 0) close(fd) ;
+      fd = open(f.s, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600) ;
+      if (fd >= 0) fd_close(fd) ;
     }
   }
-  close(lockfd) ;
+  fd_close(lockfd) ;
+  goto end ;
+ nomem:
+  strerr_warnwu("build: out of memory") ;
+ end:
   stralloc_free(&f) ;
   return code ;
 }
@@ -513,6 +566,56 @@ static void onterm (int sig)
 {
   (void)sig ;
   stop = 1 ;
+}
+
+/* While builds fail (a full disk, an unreadable rules file), the old cdb
+   stays, with grants that expire meanwhile: the service tries again every
+   second, and says so once a minute, not once a second. */
+#define FAILRETRY_MS 1000
+#define FAILSHOUT ((int64_t)60 * 1000000000)
+
+static ssize_t hushed (int fd, struct iovec const *v, unsigned int n)
+{
+  size_t total = 0 ;
+  (void)fd ;
+  for (unsigned int i = 0 ; i < n ; i++) total += v[i].iov_len ;
+  return (ssize_t)total ;
+}
+
+/* One build of the service. Returns 1 if it built (or had it built), 0
+   if it failed. */
+static int attempt (int64_t *next)
+{
+  static int64_t failing = 0, shouted = 0 ;
+  int64_t now = stamp_now() ;
+  int code ;
+  /* a failure's own message comes out with each shout only */
+  int hush = failing && now < shouted + FAILSHOUT ;
+  buffer_flush(buffer_2) ;
+  if (hush) buffer_2->op = &hushed ;
+  code = request(next) ;
+  buffer_flush(buffer_2) ;
+  if (hush) buffer_2->op = &fd_writev ;
+  if (!code)
+  {
+    if (failing)
+    {
+      char s[UINT64_FMT] ;
+      s[uint64_fmt(s, (uint64_t)((now - failing) / 1000000000))] = 0 ;
+      strerr_warni("built ", conf.cdb, " again, after ", s, " seconds of failed builds") ;
+    }
+    failing = 0 ;
+    return 1 ;
+  }
+  if (!failing) failing = shouted = now ;
+  else if (!hush)
+  {
+    char s[UINT64_FMT] ;
+    s[uint64_fmt(s, (uint64_t)((now - failing) / 1000000000))] = 0 ;
+    strerr_warnw("no build of ", conf.cdb, " has succeeded for ", s, " seconds: grants that expired meanwhile still relay until one does") ;
+    shouted = now ;
+  }
+  return 0 ;
 }
 
 /* -w: build now, then at each poke and at each grant's expiry. The fifo
@@ -544,7 +647,7 @@ static int service (void)
     int timeout = 300000 ;   /* a rebuild at least every 5 minutes, in case the clock jumped */
     struct pollfd p = { .fd = fifo, .events = POLLIN, .revents = 0 } ;
     trigger_drain(fifo) ;
-    request(&next) ;
+    if (!attempt(&next)) timeout = FAILRETRY_MS ;
     if (next)
     {
       int64_t wait = (next - stamp_now()) / 1000000 + 10 ;

@@ -19,19 +19,25 @@
 
 int relaydir_right (struct stat const *sub, struct stat const *dir)
 {
-  return S_ISDIR(sub->st_mode) && sub->st_uid == dir->st_uid && sub->st_gid == dir->st_gid
-      && !(sub->st_mode & 07)
-      && !(sub->st_mode & 070 & ~(dir->st_mode & 070)) ;
+  mode_t group = sub->st_gid == dir->st_gid ? dir->st_mode & 070 : 0 ;
+  return S_ISDIR(sub->st_mode) && sub->st_uid == dir->st_uid
+      && !(sub->st_mode & 07) && !(sub->st_mode & 070 & ~group) ;
 }
 
 /* gives the open directory fd the relay directory's owner, group and
-   mode (without the bits for others) */
+   mode (without the bits for others); an owner who is not in the relay
+   directory's group keeps the directory to themself */
 static int setright (int fd, struct stat const *dir)
 {
   struct stat st ;
+  mode_t mode = dir->st_mode & 02770 ;
   if (fstat(fd, &st) == -1) return 0 ;
-  if ((st.st_uid != dir->st_uid || st.st_gid != dir->st_gid) && fchown(fd, dir->st_uid, dir->st_gid) == -1) return 0 ;
-  return fchmod(fd, dir->st_mode & 02770) != -1 ;
+  if ((st.st_uid != dir->st_uid || st.st_gid != dir->st_gid) && fchown(fd, dir->st_uid, dir->st_gid) == -1)
+  {
+    if (errno != EPERM || st.st_uid != dir->st_uid) return 0 ;
+    mode &= 0700 ;
+  }
+  return fchmod(fd, mode) != -1 ;
 }
 
 static int repair (int dirfd, char const *name, struct stat const *dir)

@@ -22,8 +22,9 @@
 #define RELAYDIR_TMPPREFIXLEN 5
 
 /* 1 if sub, a directory inside the relay directory whose stat is dir, is
-   as relaydir_make makes it: same owner and group, no permission for
-   others, no more for the group than the relay directory gives. */
+   as relaydir_make makes it: the same owner, no permission for others,
+   and for the group no more than the relay directory gives its group,
+   none if the group is another one. */
 extern int relaydir_right (struct stat const *sub, struct stat const *dir) ;
 
 /* Makes the directory name in the relay directory dirfd (whose stat is

@@ -1,11 +1,14 @@
-/* stamp.c: stamp names, the age rule, contents, atomic write; see stamp.h. */
+/* stamp.c: stamp names, the age rule, contents, the bucket lock, atomic
+   write; see stamp.h. flock is BSD's and Linux's. */
 
+#define _DEFAULT_SOURCE  /* flock */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <skalibs/allreadwrite.h>
 #include <skalibs/random.h>
@@ -150,6 +153,25 @@ int stamp_parse (stampinfo_t *si, char const *s, size_t len)
     pos = end + 1 ;
   }
   return 1 ;
+}
+
+int stamp_lock (int bucketfd, unsigned int ms)
+{
+  struct timespec one = { 0, 1000000 } ;
+  for (unsigned int i = 0 ; ; i++)
+  {
+    if (!flock(bucketfd, LOCK_EX | LOCK_NB)) return 1 ;
+    if (errno != EWOULDBLOCK && errno != EINTR) return 0 ;
+    if (i >= ms) break ;
+    nanosleep(&one, 0) ;
+  }
+  errno = ETIMEDOUT ;
+  return 0 ;
+}
+
+void stamp_unlock (int bucketfd)
+{
+  flock(bucketfd, LOCK_UN) ;
 }
 
 int stamp_write (int bucketfd, char const *name, char const *s, size_t len)

@@ -71,6 +71,15 @@ extern char *stamp_field (stampinfo_t *, unsigned int i, size_t *max) ;
    byte escaped is about 3.5 KB. */
 #define STAMP_SIZEMAX 4096
 
+/* The bucket lock: pop3-wrapper holds it while it writes a stamp, and
+   relay-clean while it reads a stamp's time again and removes it, so that
+   a grant refreshed meanwhile is never removed. A mail user can stop
+   their own pop3-wrapper while it holds the lock, so nobody waits for it
+   long: stamp_lock tries for at most ms milliseconds. Returns 1, or 0
+   with errno (ETIMEDOUT: still held by someone else). */
+extern int stamp_lock (int bucketfd, unsigned int ms) ;
+extern void stamp_unlock (int bucketfd) ;
+
 /* Writes a stamp atomically: DIR/BB/.tmp.PID.RANDOM, mode 0640 whatever
    the umask, then renamed onto name. Never follows a symlink, never leaves
    the temp file behind. Returns 1, or 0 with errno. */

@@ -89,9 +89,12 @@ is "cdb's disk full: no temp file left beside it" "$(ls "$T/cdbfs" | tr '\n' ' '
 is "cdb's disk full: the new grant is not in force" "$(e2e_rcpt 127.0.0.15 27)" 550
 smtp_as_before "cdb's disk full"
 ok "cdb's disk full: relay-open -w still runs" kill -0 "$relay_open"
+sleep 2.5
+is "cdb's disk full: relay-open -w tries every second, and says so once, not at each try" "$(grep -c 'No space left on device' "$T/relay-open.log")" 1
 rm "$T/cdbfs/filler"
-relay-open
-is "space again: after a build, the new grant is in force" "$(e2e_rcpt 127.0.0.15 27)" 250
+waitfor "relay-open -w builds again by itself" 60 grep -q "built .* again, after [0-9]* seconds of failed builds" "$T/relay-open.log"
+ok "space again: relay-open -w builds by itself within seconds, and says so" grep -q "^relay-open: info: built $POPRELAY_CDB again, after [0-9]* seconds of failed builds\$" "$T/relay-open.log"
+is "space again: the new grant is in force" "$(e2e_rcpt 127.0.0.15 27)" 250
 cp "$POPRELAY_CDB" "$T/good.cdb"
 
 # --- a bad line in the static rules ---
@@ -110,6 +113,8 @@ ok "bad rules line: relay-open -w still runs" kill -0 "$relay_open"
 t relay-open
 expect_grep "bad rules line: a build by hand refuses it too, exit 100" 100 "$POPRELAY_RULES:4: "
 cp "$T/rules.good" "$POPRELAY_RULES"
+waitfor "relay-open -w builds once the rules are fixed" 80 grep -q "again, after" "$T/relay-open.log"
+ok "rules fixed: relay-open -w builds by itself" grep -q "again, after" "$T/relay-open.log"
 t relay-open
 expect "rules fixed: a build by hand, as after any edit of the rules" 0 ""
 is "rules fixed: the grant of the login made meanwhile is in force" "$(e2e_rcpt 127.0.0.16 27)" 250

@@ -95,7 +95,7 @@ printf '127.:allow,RELAYCLIENT=""\n:allow,QMAILQUEUE="/bin/scan"\n' > "$T/rules"
 tcprules "$T/static.cdb" "$T/static.tmp" < "$T/rules"
 # all as nobody, so that permissions count
 chmod 755 "$T"; chmod 644 "$T/rules"
-mkdir -p "$T/svc"; chown 65534 "$T/svc" "$POPRELAY_DIR"
+mkdir -p "$T/svc"; chown 65534 "$T/svc"; chown -R 65534 "$POPRELAY_DIR"
 grant () { setpriv --reuid=65534 --regid=65534 --clear-groups env TCPREMOTEIP="$1" USER=u pop3-wrapper true >/dev/null 2>&1; }
 export POPRELAY_CDB="$T/svc/rules.cdb" POPRELAY_CACHE="$T/svc/cache"
 sleep 1.1
@@ -139,5 +139,17 @@ ok "rules a directory: the service says so" grep -q "unable to read $T/rules: Is
 ok "rules a directory: the cdb is the one before" cmp "$POPRELAY_CDB" "$T/good.cdb"
 rmdir "$T/rules"; mv "$T/rules.away" "$T/rules"
 stop $svc
+
+# --- builds that keep failing: tried every second, said once a minute ---
+# (libfaketime runs the service's clock, and its poll timeouts, twenty
+# times as fast: seven seconds are two minutes and twenty seconds to it)
+FT=$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -1)
+rm -f "$T/shout.log"
+timeout 7 env LD_PRELOAD="$FT" FAKETIME='+0 x20' relay-open -w -r "$T/no-such-rules" 2> "$T/shout.log"
+tries=$(grep -c "unable to read $T/no-such-rules" "$T/shout.log")
+shouts=$(grep -c "warning: no build of $POPRELAY_CDB has succeeded for [0-9]* seconds: grants that expired meanwhile still relay until one does" "$T/shout.log")
+ok "failing builds: the service says so once a minute ($shouts times in about 140 s)" test "$shouts" -ge 1 -a "$shouts" -le 3
+ok "failing builds: each failure's own line comes out with a shout only ($tries lines)" test "$tries" -le $(( shouts + 1 ))
+ok "failing builds: the service kept running until stopped" grep -q "succeeded for" "$T/shout.log"
 
 done_testing

@@ -194,4 +194,43 @@ ok "two services: revoked within a second of its expiry, not before (late by ${l
 no "two services: the stamp is gone" exists 192.0.2.22
 stop $sc; stop $so
 
+# --- a bucket lock that a user holds for ever never stops expiry ---
+# A mail user can stop their own pop3-wrapper while it holds a bucket's
+# lock. The cron line "relay-clean relay-open" must still end, and the
+# expired grant leave the cdb.
+fresh
+printf ':allow\n' > "$POPRELAY_RULES"; touch -d '-10 sec' "$POPRELAY_RULES"
+grant 192.0.2.44
+relay-open -t 2 >/dev/null 2>&1
+is "the grant is in the cdb" "$(decision 192.0.2.44 "$POPRELAY_CDB" | grep -c RELAYCLIENT)" 1
+bucket=$(dirname "$(stampfile 192.0.2.44)")
+sh -c 'exec 9<"$1"; flock -x 9; kill -STOP $$' locker "$bucket" &
+locker=$!; pids="$pids $locker"
+# it stops itself once it holds the lock
+waitfor "the lock is held" 40 sh -c "ps -o stat= -p $locker | grep -q T"
+sleep 2.1
+s0=$(date +%s%N)
+t timeout 10 relay-clean -t 2 relay-open -t 2
+s1=$(date +%s%N)
+expect_grep "a held lock: relay-clean leaves that bucket's stale stamps, says so, and runs relay-open" 0 "warning: leaving the stale stamps of $bucket to the next pass: its lock is held"
+ok "and it took no time waiting ($(( (s1 - s0) / 1000000 )) ms)" test $(( (s1 - s0) / 1000000 )) -lt 3000
+is "the expired grant is out of the cdb all the same" "$(decision 192.0.2.44 "$POPRELAY_CDB" | grep -c RELAYCLIENT)" 0
+ok "its stamp is still there, for the next pass" exists 192.0.2.44
+t timeout 10 relay-clean -t 2
+expect_grep "alone, a pass that had to leave stale stamps exits 111 and has the cdb rebuilt" 111 "left in locked buckets 1"
+relay-clean -v -w -t 2 > "$T/held.log" 2>&1 &
+svc=$!; pids="$pids $svc"
+waitfor "relay-clean -w made a pass" 100 grep -q 'left in locked buckets 1' "$T/held.log"
+waitfor "and tries the bucket again within seconds" 100 sh -c "[ \$(grep -c 'left in locked buckets 1' '$T/held.log') -ge 2 ]"
+ok "relay-clean -w tries the bucket again within seconds" test "$(grep -c 'left in locked buckets 1' "$T/held.log")" -ge 2
+s0=$(date +%s%N)
+kill -TERM $svc
+waitfor "relay-clean -w stops on SIGTERM" 40 sh -c "! kill -0 $svc 2>/dev/null"
+s1=$(date +%s%N)
+ok "relay-clean -w stops on SIGTERM at once, lock or no lock ($(( (s1 - s0) / 1000000 )) ms)" test $(( (s1 - s0) / 1000000 )) -lt 1500
+wait $svc 2>/dev/null
+kill -KILL $locker; wait $locker 2>/dev/null
+t relay-clean -t 2
+expect_grep "once the lock is free, the next pass removes the stamp" 0 "removed 1 expired"
+
 done_testing
