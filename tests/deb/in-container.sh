@@ -94,6 +94,14 @@ phase_install () {
   waitfor "restart" 200 sh -c 'p=$(systemctl show -p MainPID --value relay-open.service); [ "$p" != 0 ] && [ "$p" != "$1" ]' sh "$old"
   new=$(systemctl show -p MainPID --value relay-open.service)
   ok "relay-open killed with SIGKILL (pid $old) runs again (pid $new)" test "$new" != 0 -a "$new" != "$old"
+  # the sandbox lets relay-open give its fifo the relay directory's group
+  # when the group does not come by the set-gid bit
+  chmod g-s $RELAY
+  rm -f $RELAY/.rebuild
+  systemctl restart relay-open
+  waitfor "fifo" 100 test -p $RELAY/.rebuild
+  is "without the directory's set-gid bit, relay-open still makes its fifo root:poprelay" "$(stat -c '%F %a %U:%G' $RELAY/.rebuild 2>&1)" "fifo 620 root:poprelay"
+  chmod g+s $RELAY
   is "127.0.0.9 is still refused by the static rules" "$(decision 127.0.0.9 $CDB)" "rule 127.0.0.9: deny connection"
 
   # Dovecot as the administrator has it (plain-text logins for curl, on
