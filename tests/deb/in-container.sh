@@ -144,6 +144,21 @@ EOC
   is "the stamp belongs to Dovecot's user, group poprelay" "$(perms "$f")" "640 dovecot:poprelay"
   is "in a bucket the relay group may write" "$(perms "$(dirname "$f")")" "2770 dovecot:poprelay"
   ok "the stamp says alice, from Dovecot" grep -q '^user alice$' "$f"
+  # the mail session Dovecot runs after the post-login script is alice's,
+  # without the group poprelay: a POP3 session held open with tcpclient
+  t tcpclient -H -R -l 0 -i 127.0.0.12 127.0.0.1 110 sh -c '
+    read -r l <&6; printf "USER alice\r\n" >&7; read -r l <&6
+    printf "PASS secret\r\n" >&7; read -r l <&6; echo "$l" | tr -d "\r"
+    pid=$(pgrep -n -u alice -x pop3)
+    echo "${pid:-no pop3 process of alice}"
+    sed -n "s/^Groups:[[:space:]]*//p" "/proc/$pid/status"
+    printf "QUIT\r\n" >&7; read -r l <&6'
+  sesspid=$(printf '%s\n' "$out" | sed -n 2p)
+  sessgroups=$(printf '%s\n' "$out" | sed -n 3p)
+  expect_grep "alice logs in over POP3 from 127.0.0.12 and stays" 0 "^+OK Logged in"
+  echo "deb.sh: the POP3 session of alice: pid $sesspid, groups $sessgroups (poprelay is $gid)"
+  ok "her session (pid $sesspid) runs without the group poprelay (groups: $sessgroups)" \
+    sh -c 'test "$1" -gt 0 2>/dev/null && ! printf "%s\n" "$2" | grep -qw "$3"' sh "$sesspid" "$sessgroups" "$gid"
   t e2e_login 127.0.0.8 143 alice secret 127.0.0.1 imap
   expect "alice searches her mail over IMAP from 127.0.0.8" 0 "* SEARCH 1"
   waitfor "grant" 100 granted 127.0.0.8
@@ -160,7 +175,7 @@ phase_upgrade () {
   done
   waitfor "build at boot" 100 sh -c "journalctl -b -q -u relay-open -o cat | grep -q '^relay-open: info: built'"
   t journal relay-open
-  expect_grep "this boot's journal has relay-open's build, with the grants of the last boot" 0 "^relay-open: info: built $CDB: 2 grants"
+  expect_grep "this boot's journal has relay-open's build, with the grants of the last boot" 0 "^relay-open: info: built $CDB: 3 grants"
   ok "127.0.0.5 is still granted after the reboot" granted 127.0.0.5
   smtp_service
 
