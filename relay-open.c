@@ -33,11 +33,12 @@
 #include "cdbout.h"
 #include "conf.h"
 #include "rules.h"
+#include "s6rules.h"
 #include "scan.h"
 #include "stamp.h"
 #include "trigger.h"
 
-#define USAGE "relay-open [ -v ] [ -f ] [ -w | -l ] [ -d dir ] [ -c cachedir ] [ -r rules ] [ -o cdb ] [ -t ttl ] [ -k skew ] [ -n never ] [ -e vars ] [ -T ucspi-tcp|ucspi-tcp-ipv6 ]"
+#define USAGE "relay-open [ -v ] [ -f ] [ -w | -l ] [ -d dir ] [ -c cachedir ] [ -r rules ] [ -o cdb ] [ -t ttl ] [ -k skew ] [ -n never ] [ -e vars ] [ -T ucspi-tcp|ucspi-tcp-ipv6|s6-networking ]"
 
 char const *PROG = "relay-open" ;
 
@@ -71,6 +72,8 @@ struct build_s
   uint32_t *valoff ;      /* 1 + offset in values, per record; [0] is "no record" */
   uint32_t *vallen ;
   stralloc line ;
+  s6rules_t s6 ;          /* POPRELAY_TCPRULES=s6-networking: the static records */
+  stralloc conv ;
 } ;
 
 static int verdict (build_t *b, scanent_t const *e, char *key, size_t *keylen, long *rec, char const **why)
@@ -83,7 +86,8 @@ static int verdict (build_t *b, scanent_t const *e, char *key, size_t *keylen, l
   *why = ip_never(&e->ip) ;
   if (*why) return V_NEVER ;
   if (ipnets_match(conf.never, conf.nnever, &e->ip)) return V_POLICY ;
-  *keylen = ip_fmt_key(key, &e->ip, conf.keys) ;
+  /* for s6, the static rules still pick as ucspi-tcp-ipv6's tcpserver does */
+  *keylen = ip_fmt_key(key, &e->ip, conf.keys == KEYS_S6 ? KEYS_UCSPI_TCP_IPV6 : conf.keys) ;
   if (!*keylen) return V_NOKEY ;
   *rec = rules_pick(&b->rules, key, *keylen) ;
   if (*rec >= 0)
@@ -102,7 +106,17 @@ static int grantvalue (build_t *b, long rec, char const **v, size_t *len)
   {
     size_t start = b->values.len ;
     rule_t const *r = rec >= 0 ? rules_rec(&b->rules, rec) : 0 ;
-    if (!rules_grantvalue(&b->values, r ? rules_data(&b->rules, r) : 0, r ? r->datalen : 0, conf.env.s, conf.env.len)) return 0 ;
+    if (conf.keys != KEYS_S6)
+    {
+      if (!rules_grantvalue(&b->values, r ? rules_data(&b->rules, r) : 0, r ? r->datalen : 0, conf.env.s, conf.env.len)) return 0 ;
+    }
+    else
+    {
+      char const *what ;   /* s6rules_make saw that every grant fits */
+      b->conv.len = 0 ;
+      if (!rules_grantvalue(&b->conv, r ? rules_data(&b->rules, r) : 0, r ? r->datalen : 0, conf.env.s, conf.env.len)
+       || !s6rules_value(&b->values, b->conv.s, b->conv.len, &what)) return 0 ;
+    }
     b->valoff[i] = (uint32_t)start + 1 ;
     b->vallen[i] = (uint32_t)(b->values.len - start) ;
   }
@@ -161,6 +175,19 @@ static void listone (build_t *b, unsigned int bucket, scanent_t const *e, int v,
     strerr_diefusys(111, "write to stdout") ;
 }
 
+/* a grant's records for s6-tcpserver-access, which replace the static
+   ones keyed by that address */
+static int s6grant (build_t *b, ip_t const *ip, long rec, char const *val, size_t vlen)
+{
+  char key[2][S6RULES_KEYMAX] ;
+  size_t len[2] ;
+  unsigned int n = s6rules_grantkeys(key, len, ip) ;
+  for (unsigned int k = 0 ; k < n ; k++)
+    if (!cdbout_add(&b->out, key[k], len[k], val, vlen)) return 0 ;
+  s6rules_replace(&b->s6, rec) ;
+  return 1 ;
+}
+
 static int onbucket (unsigned int bucket, scanent_t const *e, size_t n, void *ctx)
 {
   build_t *b = ctx ;
@@ -179,7 +206,11 @@ static int onbucket (unsigned int bucket, scanent_t const *e, size_t n, void *ct
       size_t vlen ;
       int64_t exp = stamp_expiry(e[i].mtime, conf.ttl) ;
       if (!grantvalue(b, rec, &val, &vlen)) return ENOMEM ;
-      if (!cdbout_add(&b->out, key, keylen, val, vlen)) return errno ? errno : EIO ;
+      if (conf.keys == KEYS_S6)
+      {
+        if (!s6grant(b, &e[i].ip, rec, val, vlen)) return errno ? errno : EIO ;
+      }
+      else if (!cdbout_add(&b->out, key, keylen, val, vlen)) return errno ? errno : EIO ;
       if (!b->nextexpiry || exp < b->nextexpiry) b->nextexpiry = exp ;
       continue ;
     }
@@ -298,9 +329,46 @@ static int loadrules (rules_t *r)
     return 100 ;
   }
   stralloc_free(&text) ;
+  if (conf.keys == KEYS_S6) return 0 ;
   if (r->hostrules && verbose)
     strerr_warni(conf.rules, " has host-name or TCPREMOTEINFO rules: tcpserver looks up an exact address before a host name, so a grant overrides =host rules for that address") ;
   return 0 ;
+}
+
+static void s6dead (uint32_t line, void *ctx)
+{
+  char num[UINT_FMT] ;
+  (void)ctx ;
+  num[uint_fmt(num, line)] = 0 ;
+  strerr_warnw(conf.rules, ":", num, ": this key matches no client address, under tcpserver or s6-tcpserver-access: left out") ;
+}
+
+/* The static records for s6-tcpserver-access: 0, or an exit code after a
+   message. */
+static int loads6 (build_t *b)
+{
+  uint32_t line ;
+  char const *what ;
+  char num[UINT_FMT] ;
+  b->s6 = (s6rules_t)S6RULES_ZERO ;
+  if (s6rules_make(&b->s6, &b->rules, conf.env.s, conf.env.len, &s6dead, 0, &line, &what)) return 0 ;
+  if (!what) { strerr_warnwusys("translate ", conf.rules, " for s6-tcpserver-access") ; return 111 ; }
+  if (!line) { strerr_warn(PROG, ": fatal: POPRELAY_ENV: ", what) ; return 100 ; }
+  num[uint_fmt(num, line)] = 0 ;
+  strerr_warn(PROG, ": fatal: ", conf.rules, ":", num, ": ", what) ;
+  return 100 ;
+}
+
+/* the static records for s6-tcpserver-access, after the grants */
+static int s6statics (build_t *b)
+{
+  for (size_t i = 0 ; i < s6rules_n(&b->s6) ; i++)
+  {
+    char const *key, *data ;
+    size_t keylen, datalen ;
+    if (s6rules_get(&b->s6, i, &key, &keylen, &data, &datalen) && !cdbout_add(&b->out, key, keylen, data, datalen)) return 0 ;
+  }
+  return 1 ;
 }
 
 /* One build or listing. Returns 0 or an exit code, after a message. */
@@ -316,7 +384,8 @@ static int build (int listing, int64_t *nextexpiry)
   b.listing = listing ;
   b.now = stamp_now() ;
   code = loadrules(&b.rules) ;
-  if (code) { rules_free(&b.rules) ; return code ; }
+  if (!code && conf.keys == KEYS_S6 && !listing) code = loads6(&b) ;
+  if (code) { rules_free(&b.rules) ; s6rules_free(&b.s6) ; return code ; }
   n = rules_n(&b.rules) ;
   b.valoff = calloc(n + 1, sizeof(uint32_t)) ;
   b.vallen = calloc(n + 1, sizeof(uint32_t)) ;
@@ -368,7 +437,13 @@ static int build (int listing, int64_t *nextexpiry)
     goto end ;
   }
 
-  for (size_t i = 0 ; i < n ; i++)
+  if (conf.keys == KEYS_S6 && !s6statics(&b))
+  {
+    code = 111 ;
+    strerr_warnwusys("write ", cdbout_what(&b.out)) ;
+    goto end ;
+  }
+  for (size_t i = 0 ; i < (conf.keys == KEYS_S6 ? 0 : n) ; i++)
   {
     rule_t const *rec = rules_rec(&b.rules, i) ;
     if (!cdbout_add(&b.out, rules_key(&b.rules, rec), rec->keylen, rules_data(&b.rules, rec), rec->datalen))
@@ -400,6 +475,8 @@ static int build (int listing, int64_t *nextexpiry)
   if (!listing) cdbout_free(&b.out) ;
   if (b.dirfd >= 0) close(b.dirfd) ;
   rules_free(&b.rules) ;
+  s6rules_free(&b.s6) ;
+  stralloc_free(&b.conv) ;
   stralloc_free(&b.values) ;
   stralloc_free(&b.line) ;
   free(b.valoff) ;
