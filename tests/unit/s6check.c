@@ -9,8 +9,9 @@
                     tcprulescheck printed for that address, and prints the
                     same kind of line for what tcpserver decides.
    s6check -d CDB   prints every record of the cdb, one per line: its key
-                    and its value decoded ("D", or "A" with the variables
-                    and the program), or "bad" and the value's bytes.
+                    and its value decoded ("D", or "A" with the variables,
+                    sorted, and the program), or "bad" and the value's
+                    bytes.
 
    A decision line is "ADDR allow NAME=value..." with the environment the
    rules leave (each name once, the last value wins, unset names gone),
@@ -165,8 +166,12 @@ static int dump (char const *file)
         uint16_unpack_big(data.s + 3 + envlen, &execlen) ;
         if (5 + (size_t)envlen + execlen == data.len && (!envlen || !data.s[2 + envlen]))
         {
+          char const *e[MAXVARS] ;
+          size_t n = 0 ;
+          for (size_t i = 0 ; i < envlen && n < MAXVARS ; i += strlen(data.s + 3 + i) + 1) e[n++] = data.s + 3 + i ;
+          qsort(e, n, sizeof *e, &bytes) ;   /* the directory form keeps no order */
           printf(" A") ;
-          for (size_t i = 0 ; i < envlen ; i += strlen(data.s + 3 + i) + 1) { putchar(' ') ; putesc(data.s + 3 + i, strlen(data.s + 3 + i)) ; }
+          for (size_t i = 0 ; i < n ; i++) { putchar(' ') ; putesc(e[i], strlen(e[i])) ; }
           if (execlen) { printf(" exec=") ; putesc(data.s + 5 + envlen, execlen) ; }
           putchar('\n') ;
           continue ;
