@@ -5,7 +5,9 @@
    the stamps of the relay directory, and writes, atomically, a cdb with
    one record per live grant first (its static record's variables plus
    RELAYCLIENT) and then every static record as tcprules writes it. With no
-   grants the file is byte for byte what tcprules writes.
+   grants the file is byte for byte what tcprules writes. For
+   s6-tcpserver-access the same goes into s6's access-rules format (see
+   s6rules.h).
 
    Run it once (from cron, or chained after relay-clean), or as a
    supervised service with -w, woken through DIR/.rebuild by pop3-wrapper.
