@@ -19,7 +19,13 @@
    Other keys ending in ":" ("2001:db8::", "0:") match by where a run of
    zeros is compressed, which no prefix of bits does: refused. Keys that
    no address is written as are dropped. tests/fuzz/fz-s6 checks all this
-   against s6's own lookup. */
+   against s6's own lookup.
+
+   Every prefix written is a whole number of bytes, IPv4 ones mirrored as
+   ::ffff:a.b.c.d/104 to /128: s6 before 2.13.1.0 (Debian 12 has 2.11)
+   clears the bits of an IPv6 address's last byte in the wrong order while
+   it shortens the prefix, so that only the byte-aligned lengths are tried
+   with the right address. */
 
 #include <errno.h>
 #include <stdlib.h>
