@@ -7,13 +7,15 @@ CC_ = $(shell head -n 1 conf-cc) $(EXTRA_CFLAGS)
 LD_ = $(shell head -n 1 conf-ld) $(EXTRA_LDFLAGS)
 SKARNET = -l:libskarnet.a
 CDB = -l:libcdb.a
+# s6's access-rules lookup, for the s6-tcpserver-access checker and fuzz target
+S6 = -l:libs6.a
 PREFIX = /usr/local
 DESTDIR =
 
 PROGRAMS = pop3-wrapper relay-open relay-clean
 MANPAGES = pop3-wrapper.8 relay-open.8 relay-clean.8
-UNITS = tests/unit/t-ip tests/unit/t-rules tests/unit/t-stamp tests/unit/t-conf tests/unit/mkstamps tests/unit/logsink
-MODULES = ip conf rules stamp scan cdbout trigger relaydir peer
+UNITS = tests/unit/t-ip tests/unit/t-rules tests/unit/t-stamp tests/unit/t-conf tests/unit/mkstamps tests/unit/logsink tests/unit/t-s6rules tests/unit/s6check
+MODULES = ip conf rules stamp scan cdbout trigger relaydir peer s6rules
 
 all: $(addprefix $(B)/,$(PROGRAMS))
 
@@ -26,7 +28,7 @@ $(B)/%.o: %.c $(wildcard *.h) $(wildcard tests/unit/*.h) conf-cc
 $(B)/pop3-wrapper: $(addprefix $(B)/,pop3-wrapper.o ip.o conf.o rules.o stamp.o trigger.o relaydir.o peer.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
-$(B)/relay-open: $(addprefix $(B)/,relay-open.o ip.o conf.o rules.o stamp.o scan.o cdbout.o trigger.o relaydir.o) conf-ld
+$(B)/relay-open: $(addprefix $(B)/,relay-open.o ip.o conf.o rules.o stamp.o scan.o cdbout.o trigger.o relaydir.o s6rules.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(CDB) $(SKARNET)
 
 $(B)/relay-clean: $(addprefix $(B)/,relay-clean.o ip.o conf.o rules.o stamp.o scan.o trigger.o relaydir.o) conf-ld
@@ -50,6 +52,13 @@ $(B)/tests/unit/mkstamps: $(addprefix $(B)/,tests/unit/mkstamps.o stamp.o ip.o) 
 $(B)/tests/unit/logsink: $(B)/tests/unit/logsink.o conf-ld
 	$(LD_) -o $@ $(filter %.o,$^)
 
+$(B)/tests/unit/t-s6rules: $(addprefix $(B)/,tests/unit/t-s6rules.o s6rules.o rules.o ip.o) conf-ld
+	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
+
+# the checker uses s6's lookup and skalibs' cdb reader, nothing of poprelay
+$(B)/tests/unit/s6check: $(B)/tests/unit/s6check.o conf-ld
+	$(LD_) -o $@ $(filter %.o,$^) $(S6) $(SKARNET)
+
 check: all units
 	package/check
 
@@ -66,7 +75,7 @@ clean:
 # UndefinedBehaviorSanitizer into $(SAN_B), aborting at the first finding
 # (BIN=$(SAN_B) tests/run runs the suite with them).
 FUZZ_B = .build-fuzz
-FUZZERS = fz-ip fz-rules fz-tcprules fz-stamp fz-conf fz-argv
+FUZZERS = fz-ip fz-rules fz-tcprules fz-stamp fz-conf fz-argv fz-s6
 FUZZ_CC = $(shell head -n 1 conf-cc | sed 's/^[^ ]*/clang/; s/ -O2 / -O1 /') -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_LD = clang -g -fsanitize=fuzzer,address,undefined
 SAN_B = .build-asan
@@ -96,6 +105,9 @@ $(B)/tests/fuzz/fz-conf: $(addprefix $(B)/,tests/fuzz/fz-conf.o conf.o rules.o i
 
 $(B)/tests/fuzz/fz-argv: $(addprefix $(B)/,tests/fuzz/fz-argv.o ip.o)
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
+
+$(B)/tests/fuzz/fz-s6: $(addprefix $(B)/,tests/fuzz/fz-s6.o s6rules.o rules.o ip.o)
+	$(LD_) -o $@ $(filter %.o,$^) $(S6) $(SKARNET)
 
 sanitize:
 	$(MAKE) B=$(SAN_B) EXTRA_CFLAGS='$(SAN_FLAGS)' EXTRA_LDFLAGS='$(SAN_FLAGS)' all units

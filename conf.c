@@ -74,7 +74,8 @@ int conf_set (conf_t *c, char const *name, char const *value, char const **why)
   {
     if (!strcmp(value, "ucspi-tcp")) c->keys = KEYS_UCSPI_TCP ;
     else if (!strcmp(value, "ucspi-tcp-ipv6")) c->keys = KEYS_UCSPI_TCP_IPV6 ;
-    else { *why = "neither ucspi-tcp nor ucspi-tcp-ipv6" ; return 0 ; }
+    else if (!strcmp(value, "s6-networking")) c->keys = KEYS_S6 ;
+    else { *why = "not ucspi-tcp, ucspi-tcp-ipv6 or s6-networking" ; return 0 ; }
     return 1 ;
   }
   if (!strcmp(name, "POPRELAY_NEVER"))

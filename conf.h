@@ -19,7 +19,7 @@ struct conf_s
   unsigned int ttl ;     /* POPRELAY_TTL: seconds a grant lasts */
   unsigned int skew ;    /* POPRELAY_SKEW: seconds a stamp may be ahead */
   unsigned int grace ;   /* POPRELAY_GRACE: seconds before a temp file is abandoned */
-  int keys ;             /* POPRELAY_TCPRULES: ucspi-tcp or ucspi-tcp-ipv6 */
+  int keys ;             /* POPRELAY_TCPRULES: ucspi-tcp, ucspi-tcp-ipv6, s6-networking */
   ipnet_t never[IPNETS_MAX] ; /* POPRELAY_NEVER: prefixes never granted */
   unsigned int nnever ;
   stralloc env ;         /* POPRELAY_ENV: more variables for grants */

@@ -194,6 +194,11 @@ size_t ip_fmt (char *s, ip_t const *ip)
   return ip_is4(ip) ? fmt4(s, ip->b + 12) : fmt6(s, ip->b, 2) ;
 }
 
+size_t ip_fmt_tcpserver (char *s, ip_t const *ip)
+{
+  return ip_is4(ip) ? fmt4(s, ip->b + 12) : fmt6(s, ip->b, 1) ;
+}
+
 unsigned int ip_keys (ipkeys_t *k, ip_t const *ip, int keys, char const **why)
 {
   if (ip_is4(ip))

@@ -64,6 +64,11 @@ struct ipkeys_s
 } ;
 extern unsigned int ip_keys (ipkeys_t *, ip_t const *, int keys, char const **why) ;
 
+/* The text ucspi-tcp-ipv6's tcpserver puts in TCPREMOTEIP when it does
+   not listen with -6, whatever it ends in (the first key of ip_keys when
+   there is one); returns its length. */
+extern size_t ip_fmt_tcpserver (char *, ip_t const *) ;
+
 /* Addresses that are never a client: a reason, or 0 if none applies.
    IPv4 0.0.0.0/8, 224.0.0.0/4 multicast, 240.0.0.0/4 reserved and
    broadcast; IPv6 :: and ff00::/8. */

@@ -5,7 +5,9 @@
    the stamps of the relay directory, and writes, atomically, a cdb with
    one record per live grant first (its static record's variables plus
    RELAYCLIENT) and then every static record as tcprules writes it. With no
-   grants the file is byte for byte what tcprules writes.
+   grants the file is byte for byte what tcprules writes. For
+   s6-tcpserver-access the same goes into s6's access-rules format (see
+   s6rules.h).
 
    Run it once (from cron, or chained after relay-clean), or as a
    supervised service with -w, woken through DIR/.rebuild by pop3-wrapper.
@@ -34,11 +36,12 @@
 #include "cdbout.h"
 #include "conf.h"
 #include "rules.h"
+#include "s6rules.h"
 #include "scan.h"
 #include "stamp.h"
 #include "trigger.h"
 
-#define USAGE "relay-open [ -v ] [ -f ] [ -w | -l ] [ -d dir ] [ -c cachedir ] [ -r rules ] [ -o cdb ] [ -t ttl ] [ -k skew ] [ -n never ] [ -e vars ] [ -T ucspi-tcp|ucspi-tcp-ipv6 ]"
+#define USAGE "relay-open [ -v ] [ -f ] [ -w | -l ] [ -d dir ] [ -c cachedir ] [ -r rules ] [ -o cdb ] [ -t ttl ] [ -k skew ] [ -n never ] [ -e vars ] [ -T ucspi-tcp|ucspi-tcp-ipv6|s6-networking ]"
 
 char const *PROG = "relay-open" ;
 
@@ -72,13 +75,17 @@ struct build_s
   uint32_t *valoff ;      /* 1 + offset in values, per record; [0] is "no record" */
   uint32_t *vallen ;
   stralloc line ;
+  s6rules_t s6 ;          /* POPRELAY_TCPRULES=s6-networking: the static records */
+  stralloc conv ;
 } ;
 
 /* The verdict on one stamp, and for a grant its keys (see ip_keys) with,
    for each, the static record tcpserver would use for that text without
-   the grant (-1: none). A grant is refused if the static rules deny any
-   of its keys: a deny is the administrator's word on the address, in
-   whichever form tcpserver presents it. */
+   the grant (-1: none). A rule that names the address or a prefix of it
+   and denies, in either of its texts, refuses the grant: it is the
+   administrator's word on that address, whichever form tcpserver
+   presents it in. A text that only the default rule denies (the
+   ::ffff:a.b.c.d of rules written for IPv4) gets no key of its own. */
 static int verdict (build_t *b, scanent_t const *e, ipkeys_t *keys, unsigned int *nkeys, long *rec, char const **why)
 {
   int st = stamp_state(e->mtime, b->now, conf.ttl, conf.skew) ;
@@ -90,16 +97,37 @@ static int verdict (build_t *b, scanent_t const *e, ipkeys_t *keys, unsigned int
   *why = ip_never(&e->ip) ;
   if (*why) return V_NEVER ;
   if (ipnets_match(conf.never, conf.nnever, &e->ip)) return V_POLICY ;
-  *nkeys = ip_keys(keys, &e->ip, conf.keys, why) ;
-  if (!*nkeys) return V_NOKEY ;
-  for (unsigned int k = 0 ; k < *nkeys ; k++)
+  if (conf.keys == KEYS_S6)
   {
-    rec[k] = rules_pick(&b->rules, keys->s[k], keys->len[k]) ;
-    if (rec[k] >= 0)
+    /* s6 keys match by bits, never as a prefix of text (see
+       s6rules_grantkeys); the static record is the one ucspi-tcp-ipv6's
+       tcpserver would pick, which s6rules_make translated to mean the
+       same */
+    keys->len[0] = ip_fmt_tcpserver(keys->s[0], &e->ip) ;
+    *nkeys = 1 ;
+  }
+  else
+  {
+    *nkeys = ip_keys(keys, &e->ip, conf.keys, why) ;
+    if (!*nkeys) return V_NOKEY ;
+  }
+  {
+    unsigned int n = *nkeys, kept = 0 ;
+    long deflt = -1 ;
+    for (unsigned int k = 0 ; k < n ; k++)
     {
-      rule_t const *r = rules_rec(&b->rules, rec[k]) ;
-      if (rules_isdeny(rules_data(&b->rules, r), r->datalen)) { rec[0] = rec[k] ; *nkeys = 0 ; return V_DENIED ; }
+      long r = rules_pick(&b->rules, keys->s[k], keys->len[k]) ;
+      if (r >= 0 && rules_isdeny(rules_data(&b->rules, rules_rec(&b->rules, r)), rules_rec(&b->rules, r)->datalen))
+      {
+        if (!rules_isdefault(&b->rules, r)) { rec[0] = r ; *nkeys = 0 ; return V_DENIED ; }
+        deflt = r ;
+        continue ;
+      }
+      if (kept != k) { memcpy(keys->s[kept], keys->s[k], keys->len[k] + 1) ; keys->len[kept] = keys->len[k] ; }
+      rec[kept++] = r ;
     }
+    *nkeys = kept ;
+    if (!kept) { rec[0] = deflt ; return V_DENIED ; }
   }
   return V_GRANT ;
 }
@@ -112,7 +140,17 @@ static int grantvalue (build_t *b, long rec, char const **v, size_t *len)
   {
     size_t start = b->values.len ;
     rule_t const *r = rec >= 0 ? rules_rec(&b->rules, rec) : 0 ;
-    if (!rules_grantvalue(&b->values, r ? rules_data(&b->rules, r) : 0, r ? r->datalen : 0, conf.env.s, conf.env.len)) return 0 ;
+    if (conf.keys != KEYS_S6)
+    {
+      if (!rules_grantvalue(&b->values, r ? rules_data(&b->rules, r) : 0, r ? r->datalen : 0, conf.env.s, conf.env.len)) return 0 ;
+    }
+    else
+    {
+      char const *what ;   /* s6rules_make saw that every grant fits */
+      b->conv.len = 0 ;
+      if (!rules_grantvalue(&b->conv, r ? rules_data(&b->rules, r) : 0, r ? r->datalen : 0, conf.env.s, conf.env.len)
+       || !s6rules_value(&b->values, b->conv.s, b->conv.len, &what)) return 0 ;
+    }
     b->valoff[i] = (uint32_t)start + 1 ;
     b->vallen[i] = (uint32_t)(b->values.len - start) ;
   }
@@ -172,6 +210,19 @@ static void listone (build_t *b, unsigned int bucket, scanent_t const *e, int v,
     strerr_diefusys(111, "write to stdout") ;
 }
 
+/* a grant's records for s6-tcpserver-access, which replace the static
+   ones keyed by that address */
+static int s6grant (build_t *b, ip_t const *ip, long rec, char const *val, size_t vlen)
+{
+  char key[2][S6RULES_KEYMAX] ;
+  size_t len[2] ;
+  unsigned int n = s6rules_grantkeys(key, len, ip) ;
+  for (unsigned int k = 0 ; k < n ; k++)
+    if (!cdbout_add(&b->out, key[k], len[k], val, vlen)) return 0 ;
+  s6rules_replace(&b->s6, rec) ;
+  return 1 ;
+}
+
 static int onbucket (unsigned int bucket, scanent_t const *e, size_t n, void *ctx)
 {
   build_t *b = ctx ;
@@ -188,7 +239,14 @@ static int onbucket (unsigned int bucket, scanent_t const *e, size_t n, void *ct
     if (v == V_GRANT)
     {
       int64_t exp = stamp_expiry(e[i].mtime, conf.ttl) ;
-      for (unsigned int k = 0 ; k < nkeys ; k++)
+      if (conf.keys == KEYS_S6)
+      {
+        char const *val ;
+        size_t vlen ;
+        if (!grantvalue(b, rec[0], &val, &vlen)) return ENOMEM ;
+        if (!s6grant(b, &e[i].ip, rec[0], val, vlen)) return errno ? errno : EIO ;
+      }
+      else for (unsigned int k = 0 ; k < nkeys ; k++)
       {
         char const *val ;
         size_t vlen ;
@@ -313,9 +371,46 @@ static int loadrules (rules_t *r)
     return 100 ;
   }
   stralloc_free(&text) ;
+  if (conf.keys == KEYS_S6) return 0 ;
   if (r->hostrules && verbose)
     strerr_warni(conf.rules, " has host-name or TCPREMOTEINFO rules: tcpserver looks up an exact address before a host name, so a grant overrides =host rules for that address") ;
   return 0 ;
+}
+
+static void s6dead (uint32_t line, void *ctx)
+{
+  char num[UINT_FMT] ;
+  (void)ctx ;
+  num[uint_fmt(num, line)] = 0 ;
+  strerr_warnw(conf.rules, ":", num, ": this key matches no client address, under tcpserver or s6-tcpserver-access: left out") ;
+}
+
+/* The static records for s6-tcpserver-access: 0, or an exit code after a
+   message. */
+static int loads6 (build_t *b)
+{
+  uint32_t line ;
+  char const *what ;
+  char num[UINT_FMT] ;
+  b->s6 = (s6rules_t)S6RULES_ZERO ;
+  if (s6rules_make(&b->s6, &b->rules, conf.env.s, conf.env.len, &s6dead, 0, &line, &what)) return 0 ;
+  if (!what) { strerr_warnwusys("translate ", conf.rules, " for s6-tcpserver-access") ; return 111 ; }
+  if (!line) { strerr_warn(PROG, ": fatal: POPRELAY_ENV: ", what) ; return 100 ; }
+  num[uint_fmt(num, line)] = 0 ;
+  strerr_warn(PROG, ": fatal: ", conf.rules, ":", num, ": ", what) ;
+  return 100 ;
+}
+
+/* the static records for s6-tcpserver-access, after the grants */
+static int s6statics (build_t *b)
+{
+  for (size_t i = 0 ; i < s6rules_n(&b->s6) ; i++)
+  {
+    char const *key, *data ;
+    size_t keylen, datalen ;
+    if (s6rules_get(&b->s6, i, &key, &keylen, &data, &datalen) && !cdbout_add(&b->out, key, keylen, data, datalen)) return 0 ;
+  }
+  return 1 ;
 }
 
 /* One build or listing. Returns 0 or an exit code, after a message. */
@@ -331,7 +426,8 @@ static int build (int listing, int64_t *nextexpiry)
   b.listing = listing ;
   b.now = stamp_now() ;
   code = loadrules(&b.rules) ;
-  if (code) { rules_free(&b.rules) ; return code ; }
+  if (!code && conf.keys == KEYS_S6 && !listing) code = loads6(&b) ;
+  if (code) { rules_free(&b.rules) ; s6rules_free(&b.s6) ; return code ; }
   n = rules_n(&b.rules) ;
   b.valoff = calloc(n + 1, sizeof(uint32_t)) ;
   b.vallen = calloc(n + 1, sizeof(uint32_t)) ;
@@ -383,7 +479,13 @@ static int build (int listing, int64_t *nextexpiry)
     goto end ;
   }
 
-  for (size_t i = 0 ; i < n ; i++)
+  if (conf.keys == KEYS_S6 && !s6statics(&b))
+  {
+    code = 111 ;
+    strerr_warnwusys("write ", cdbout_what(&b.out)) ;
+    goto end ;
+  }
+  for (size_t i = 0 ; i < (conf.keys == KEYS_S6 ? 0 : n) ; i++)
   {
     rule_t const *rec = rules_rec(&b.rules, i) ;
     if (!cdbout_add(&b.out, rules_key(&b.rules, rec), rec->keylen, rules_data(&b.rules, rec), rec->datalen))
@@ -415,6 +517,8 @@ static int build (int listing, int64_t *nextexpiry)
   if (!listing) cdbout_free(&b.out) ;
   if (b.dirfd >= 0) close(b.dirfd) ;
   rules_free(&b.rules) ;
+  s6rules_free(&b.s6) ;
+  stralloc_free(&b.conv) ;
   stralloc_free(&b.values) ;
   stralloc_free(&b.line) ;
   free(b.valoff) ;

@@ -133,6 +133,9 @@ static int parseline (rules_t *r, char const *x, size_t len, uint32_t line, char
   }
   else
   {
+    /* KEYS_S6 also reads files written for ucspi-tcp, whose tcprules
+       ignores a line without a colon */
+    if (r->keys == KEYS_S6 && !memchr(x, ':', len)) return 1 ;
     for (colon = 0 ; ; colon++)
     {
       colon += (size_t)(memchr_end(x + colon, len - colon, ':') - (x + colon)) ;
@@ -256,7 +259,7 @@ long rules_pick (rules_t const *r, char const *key, size_t keylen)
   {
     char c = key[len - 2] ;
     size_t plen = len - 1 ;
-    if (c != '.' && (c != ':' || r->keys != KEYS_UCSPI_TCP_IPV6)) continue ;
+    if (c != '.' && (c != ':' || r->keys == KEYS_UCSPI_TCP)) continue ;
     if (plen >= 128 || !(r->prefixlens[plen >> 6] & ((uint64_t)1 << (plen & 63)))) continue ;
     i = find(r, key, plen) ;
     if (i >= 0) return i ;

@@ -17,7 +17,12 @@
 /* Which tcprules splits the lines (see ip.h for the key forms):
    KEYS_UCSPI_TCP: the address ends at the first colon, and a line without
    a colon is ignored. KEYS_UCSPI_TCP_IPV6: the address ends at the first
-   colon followed by "allow" or "deny", so that IPv6 keys can hold colons. */
+   colon followed by "allow" or "deny", so that IPv6 keys can hold colons.
+   KEYS_S6 (for s6-tcpserver-access, see s6rules.h): split as
+   KEYS_UCSPI_TCP_IPV6, and a line without any colon is ignored, so that a
+   file either tcprules accepts reads the same; records are picked as
+   ucspi-tcp-ipv6's tcpserver picks them. */
+#define KEYS_S6 2
 
 typedef struct rule_s rule_t ;
 struct rule_s
@@ -59,6 +64,9 @@ extern void rules_free (rules_t *) ;
    the prefixes ending in "." (and ":" for ucspi-tcp-ipv6), longest first,
    then the empty key. Returns its index, or -1 if no record applies. */
 extern long rules_pick (rules_t const *, char const *key, size_t keylen) ;
+
+/* 1 if record i is the default rule, the one of the empty key. */
+#define rules_isdefault(r, i) ((i) >= 0 && (i) == (r)->deflt)
 
 /* 1 if data is a deny record. */
 #define rules_isdeny(data, len) ((len) >= 1 && (data)[0] == 'D')

@@ -57,7 +57,7 @@ t relay-open -w -l;    oneline "relay-open: -w with -l" 100 "^relay-open: usage:
 t relay-open -l -w;    oneline "relay-open: -l with -w" 100 "^relay-open: usage: "
 t relay-clean -w -n;   oneline "relay-clean: -w with -n" 100 "^relay-clean: usage: "
 t relay-clean -n -w;   oneline "relay-clean: -n with -w" 100 "^relay-clean: usage: "
-t relay-open -T ucspi-tcp6;  oneline "relay-open: an unknown tcpserver" 100 "^relay-open: fatal: bad -T ucspi-tcp6: neither ucspi-tcp nor ucspi-tcp-ipv6$"
+t relay-open -T ucspi-tcp6;  oneline "relay-open: an unknown tcpserver" 100 "^relay-open: fatal: bad -T ucspi-tcp6: not ucspi-tcp, ucspi-tcp-ipv6 or s6-networking$"
 t relay-open -n "10.0.0.0/8 $BIN2"; oneline "relay-open: a binary never-grant entry" 100 "^relay-open: fatal: bad -n .*this entry is not an address.*: ???\\[2J$"
 t relay-open -e "$HUGE"; oneline "relay-open: 100 kB of extra variables" 100 "^relay-open: fatal: bad -e /xxx*\\.\\.\\.: expected a comma"
 t relay-open -e ",A=\"x"; oneline "relay-open: an unclosed value" 100 "^relay-open: fatal: bad -e ,A=\"x: a value is not closed by its delimiter$"

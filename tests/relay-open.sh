@@ -339,6 +339,13 @@ printf '::ffff:10.1.2.3:deny\n' | cat - "$T/rules6" > "$T/rules6d"
 t relay-open -T ucspi-tcp-ipv6 -r "$T/rules6d"
 expect_grep "a deny of the ::ffff: text refuses the grant" 0 "not granting 10.1.2.3: $T/rules6d:1 denies it"
 is "and the dotted quad is not granted either" "$(TCPRULESCHECK=$T6 decision 10.1.2.3 "$T/rules.cdb" | grep -c RELAYCLIENT)" 0
+# rules written for IPv4 with a deny default: the ::ffff: text of an
+# address they allow falls to the default; that text gets no key, the
+# dotted quad keeps its grant
+printf '10.1.:allow,QMAILQUEUE="/bin/scan4"\n:deny\n' > "$T/rules6v4"
+t relay-open -T ucspi-tcp-ipv6 -r "$T/rules6v4"
+is "a deny default: the dotted quad of an allowed prefix is granted" "$(TCPRULESCHECK=$T6 decision 10.1.2.3 "$T/rules.cdb")" "rule 10.1.2.3: set environment variable QMAILQUEUE=/bin/scan4 set environment variable RELAYCLIENT= allow connection"
+is "a deny default: its ::ffff: text, which only the default rule covers, stays denied" "$(TCPRULESCHECK=$T6 decision ::ffff:10.1.2.3 "$T/rules.cdb")" "rule : deny connection"
 
 t relay-open -T ucspi-tcp -r "$T/rules"
 expect_grep "ucspi-tcp (IPv4 only): an IPv6 grant is skipped with a warning" 0 "not granting 2001:db8::5: no key can grant it alone: IPv6, and POPRELAY_TCPRULES is ucspi-tcp"

@@ -87,7 +87,7 @@ static void check_accepted (conf_t const *c, conf_t const *def, unsigned int whi
       x.skew = def->skew ;
       break ;
     case 7 :
-      FZ_CHECK((!strcmp(v, "ucspi-tcp") && c->keys == KEYS_UCSPI_TCP) || (!strcmp(v, "ucspi-tcp-ipv6") && c->keys == KEYS_UCSPI_TCP_IPV6), "POPRELAY_TCPRULES accepted \"%s\"", v) ;
+      FZ_CHECK((!strcmp(v, "ucspi-tcp") && c->keys == KEYS_UCSPI_TCP) || (!strcmp(v, "ucspi-tcp-ipv6") && c->keys == KEYS_UCSPI_TCP_IPV6) || (!strcmp(v, "s6-networking") && c->keys == KEYS_S6), "POPRELAY_TCPRULES accepted \"%s\"", v) ;
       x.keys = def->keys ;
       break ;
     case 8 :

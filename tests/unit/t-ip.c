@@ -1,5 +1,6 @@
 /* t-ip: drives ip.c. Each input line is one case:
-     scan TEXT          -> canonical form, the grant's keys for each tcpserver,
+     scan TEXT          -> canonical form, ucspi-tcp-ipv6's TCPREMOTEIP text,
+                           the grant's keys for each tcpserver,
                            refusal reason
      net PREFIX ADDR    -> whether the prefix parses and matches
      nets LIST          -> how many prefixes, or the entry refused */
@@ -26,7 +27,11 @@ int main (void)
       if (!ip_scan(&ip, s, n)) { printf(" -> refused\n") ; continue ; }
       char a[IP_FMT] ;
       ip_fmt(a, &ip) ;
-      printf(" -> %s", a) ;
+      {
+        char t[IP_FMT] ;
+        ip_fmt_tcpserver(t, &ip) ;
+        printf(" -> %s text=%s", a, t) ;
+      }
       for (int flavour = KEYS_UCSPI_TCP ; flavour <= KEYS_UCSPI_TCP_IPV6 ; flavour++)
       {
         ipkeys_t k ;
