@@ -46,7 +46,7 @@ $(B)/tests/unit/t-stamp: $(addprefix $(B)/,tests/unit/t-stamp.o stamp.o ip.o) co
 $(B)/tests/unit/t-conf: $(addprefix $(B)/,tests/unit/t-conf.o conf.o rules.o ip.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
-$(B)/tests/unit/mkstamps: $(addprefix $(B)/,tests/unit/mkstamps.o stamp.o ip.o) conf-ld
+$(B)/tests/unit/mkstamps: $(addprefix $(B)/,tests/unit/mkstamps.o stamp.o ip.o relaydir.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
 $(B)/tests/unit/logsink: $(B)/tests/unit/logsink.o conf-ld

@@ -18,6 +18,8 @@ void conf_defaults (conf_t *c)
   c->keys = KEYS_UCSPI_TCP ;
   c->nnever = 0 ;
   c->env = stralloc_zero ;
+  c->usermax = 0 ;
+  c->linklocal = 0 ;
 }
 
 int conf_uint (char const *s, unsigned int min, unsigned int max, unsigned int *u)
@@ -107,6 +109,18 @@ int conf_set (conf_t *c, char const *name, char const *value, char const **why)
     if (!*why) *why = "out of memory" ;
     return 0 ;
   }
+  if (!strcmp(name, "POPRELAY_USERMAX"))
+  {
+    if (conf_uint(value, 0, 65535, &c->usermax)) return 1 ;
+    *why = "not a number of grants from 0 (no cap) to 65535" ;
+    return 0 ;
+  }
+  if (!strcmp(name, "POPRELAY_LINKLOCAL"))
+  {
+    if (!strcmp(value, "0") || !strcmp(value, "1")) { c->linklocal = value[0] == '1' ; return 1 ; }
+    *why = "neither 0 (never grant link-local addresses) nor 1" ;
+    return 0 ;
+  }
   *why = "not a poprelay variable" ;
   return 0 ;
 }
@@ -125,6 +139,8 @@ char const *conf_optvar (int opt)
     case 'e' : return "POPRELAY_ENV" ;
     case 'T' : return "POPRELAY_TCPRULES" ;
     case 'g' : return "POPRELAY_GRACE" ;
+    case 'm' : return "POPRELAY_USERMAX" ;
+    case 'L' : return "POPRELAY_LINKLOCAL" ;
     default : return 0 ;
   }
 }

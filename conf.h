@@ -23,6 +23,8 @@ struct conf_s
   ipnet_t never[IPNETS_MAX] ; /* POPRELAY_NEVER: prefixes never granted */
   unsigned int nnever ;
   stralloc env ;         /* POPRELAY_ENV: more variables for grants */
+  unsigned int usermax ; /* POPRELAY_USERMAX: grants per user, 0 for no cap */
+  int linklocal ;        /* POPRELAY_LINKLOCAL: 1 to grant link-local addresses */
 } ;
 
 #define CONF_DIR "/var/lib/poprelay"
@@ -46,7 +48,7 @@ extern int conf_env (conf_t *, char const *const *names, char const **bad, char 
 
 /* The option that sets a variable has the same letter in every program:
    d dir, c cache, r rules, o cdb, t ttl, k skew, n never, e env,
-   T tcprules, g grace. conf_setopt returns 1, 0 with *why for a bad
+   T tcprules, g grace, m usermax, L linklocal. conf_setopt returns 1, 0 with *why for a bad
    value, or -1 if opt sets no variable. */
 extern char const *conf_optvar (int opt) ;
 extern int conf_setopt (conf_t *, int opt, char const *arg, char const **why) ;

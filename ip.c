@@ -241,6 +241,13 @@ char const *ip_never (ip_t const *ip)
   return 0 ;
 }
 
+char const *ip_linklocal (ip_t const *ip)
+{
+  if (ip_is4(ip) ? ip->b[12] == 169 && ip->b[13] == 254 : ip->b[0] == 0xfe && (ip->b[1] & 0xc0) == 0x80)
+    return "a link-local address (see POPRELAY_LINKLOCAL)" ;
+  return 0 ;
+}
+
 int ipnet_scan (ipnet_t *net, char const *s, size_t len)
 {
   size_t slash = 0 ;

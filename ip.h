@@ -74,6 +74,11 @@ extern size_t ip_fmt_tcpserver (char *, ip_t const *) ;
    broadcast; IPv6 :: and ff00::/8. */
 extern char const *ip_never (ip_t const *) ;
 
+/* Link-local addresses, 169.254.0.0/16 and fe80::/10: a reason, or 0.
+   The same address is another host on each link, so a grant of one
+   would let that address relay from every link the SMTP server is on. */
+extern char const *ip_linklocal (ip_t const *) ;
+
 /* A prefix: the first bits bits of ip, counted in the 128-bit space
    (an IPv4 /n is 96+n). */
 typedef struct ipnet_s ipnet_t ;

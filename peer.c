@@ -10,6 +10,8 @@
 #include <netinet/in.h>
 #include <sys/auxv.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <skalibs/types.h>
 #include "conf.h"
 #include "peer.h"
 
@@ -213,6 +215,20 @@ int peer_fromsocket (peer_t *p, char const **why)
     return 0 ;
   }
   if (!samenetns(0, why)) return 0 ;
+  /* A socket belongs to whoever accepted it. A privileged port proves a
+     server run by root only where no user can bind one: a user with
+     CAP_NET_BIND_SERVICE (authbind, a setcap'd interpreter) can. */
+  {
+    struct stat st ;
+    if (fstat(0, &st) == -1 || st.st_uid)
+    {
+      static char msg[64] = "it was accepted by uid " ;
+      msg[23 + uint_fmt(msg + 23, fstat(0, &st) == -1 ? 4294967295u : (unsigned int)st.st_uid)] = 0 ;
+      strcat(msg, ", not by root") ;
+      *why = msg ;
+      return 0 ;
+    }
+  }
   fmtlocal(p->local, &self, localport) ;
   return 1 ;
 }

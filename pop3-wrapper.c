@@ -29,14 +29,15 @@
 #include <skalibs/types.h>
 #include "conf.h"
 #include "peer.h"
+#include "relaydir.h"
 #include "stamp.h"
 #include "trigger.h"
 
-#define USAGE "pop3-wrapper [ -q ] [ -d dir ] [ -t ttl ] [ -k skew ] [ -n never ] [ -s service ] prog..."
+#define USAGE "pop3-wrapper [ -q ] [ -d dir ] [ -t ttl ] [ -k skew ] [ -n never ] [ -L 0|1 ] [ -s service ] prog..."
 
 char const *PROG = "pop3-wrapper" ;
 
-static char const *const vars[] = { "POPRELAY_DIR", "POPRELAY_TTL", "POPRELAY_SKEW", "POPRELAY_NEVER", 0 } ;
+static char const *const vars[] = { "POPRELAY_DIR", "POPRELAY_TTL", "POPRELAY_SKEW", "POPRELAY_NEVER", "POPRELAY_LINKLOCAL", 0 } ;
 
 /* How long a login waits for relay-clean to let go of a bucket before it
    writes without the lock: relay-clean holds it for microseconds. */
@@ -108,17 +109,20 @@ static char const *basename_of (char const *s)
 
 /* The bucket directory, made on first use with the relay directory's
    permissions, whatever the umask. */
+/* The bucket directory, as relay-open and relay-clean make it (see
+   relaydir.h); made here only when we run as the relay directory's
+   owner, for a bucket a mail user made would be theirs to change.
+   Returns the open bucket, or -1 with errno (EPERM: missing, or not
+   right, and not ours to make). */
 static int openbucket (int dirfd, char const *bname, struct stat const *dirst)
 {
-  int fd = openat(dirfd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) ;
-  if (fd >= 0 || errno != ENOENT) return fd ;
-  if (mkdirat(dirfd, bname, 0700) == -1 && errno != EEXIST) return -1 ;
+  struct stat st ;
+  int fd ;
+  if (!relaydir_make(dirfd, bname, dirst)) return -1 ;
   fd = openat(dirfd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) ;
-  if (fd >= 0)
-  {
-    struct stat st ;
-    if (!fstat(fd, &st) && st.st_uid == geteuid()) fchmod(fd, dirst->st_mode & 07777) ;
-  }
+  if (fd == -1) return -1 ;
+  if (fstat(fd, &st) == -1) { fd_close(fd) ; return -1 ; }
+  if (!relaydir_right(&st, dirst)) { fd_close(fd) ; errno = EPERM ; return -1 ; }
   return fd ;
 }
 
@@ -154,6 +158,7 @@ static void grant (conf_t const *c, char const *service, char const *next, int q
   }
   ip_fmt(addr, &p.ip) ;
   why = ip_never(&p.ip) ;
+  if (!why && !c->linklocal) why = ip_linklocal(&p.ip) ;
   if (why) { strerr_warnw("not granting relaying to ", addr, ": it is ", why) ; return ; }
   if (ipnets_match(c->never, c->nnever, &p.ip))
   {
@@ -166,15 +171,23 @@ static void grant (conf_t const *c, char const *service, char const *next, int q
   if (fstat(dirfd, &st) == -1) { strerr_warnwusys("stat relay directory ", c->dir) ; goto closedir ; }
   /* Set-gid, the environment is the user's: the directory must be one
      that only our group can write, which the user cannot make. */
-  if (privileged && (st.st_gid != getegid() || st.st_mode & S_IWOTH))
+  if (privileged && (st.st_gid != getegid() || st.st_mode & 07))
   {
-    strerr_warnw("not granting relaying: ", c->dir, " is not a directory of pop3-wrapper's group that others cannot write") ;
+    strerr_warnw("not granting relaying: ", c->dir, " must be a directory of pop3-wrapper's group that gives others no permission (mode 2770)") ;
     goto closedir ;
   }
 
   stamp_bucketname(bname, stamp_bucket(&p.ip)) ;
   bfd = openbucket(dirfd, bname, &st) ;
-  if (bfd == -1) { strerr_warnwusys("open ", c->dir, "/", bname) ; goto closedir ; }
+  if (bfd == -1)
+  {
+    struct stat bst ;
+    if (errno != EPERM) strerr_warnwusys("open ", c->dir, "/", bname) ;
+    else if (fstatat(dirfd, bname, &bst, AT_SYMLINK_NOFOLLOW) == -1)
+      strerr_warnw("not granting relaying: ", c->dir, "/", bname, " is missing, and only relay-open, relay-clean or the relay directory's owner make buckets") ;
+    else strerr_warnw("not granting relaying: ", c->dir, "/", bname, " has an owner, group or mode that relay-open does not give a bucket: relay-open or relay-clean makes it anew") ;
+    goto closedir ;
+  }
   locked = stamp_lock(bfd, LOCKWAIT_MS) ;
   if (!locked) strerr_warnwusys("lock ", c->dir, "/", bname, " (writing the stamp anyway)") ;
 
@@ -260,7 +273,7 @@ int main (int argc, char const *const *argv)
   }
   for (;;)
   {
-    int opt = subgetopt_r(argc, argv, "+qd:t:k:n:s:", &l) ;
+    int opt = subgetopt_r(argc, argv, "+qd:t:k:n:s:L:", &l) ;
     if (opt == -1) break ;
     switch (opt)
     {

@@ -30,6 +30,7 @@
 #include <skalibs/strerr.h>
 #include <skalibs/types.h>
 #include "conf.h"
+#include "relaydir.h"
 #include "scan.h"
 #include "stamp.h"
 #include "trigger.h"
@@ -66,14 +67,26 @@ struct pass_s
   unsigned int bucket ;
   int bucketbusy ;         /* its lock was held past LOCKWAIT_MS this pass */
   int fatal ;              /* the relay directory itself could not be used */
+  stralloc msg ;           /* a place named in a message */
+  unsigned int bucketwarned ;   /* one warning per pass for buckets not made */
 } ;
 
+/* DIR[/BB][/NAME] into sa, NAME escaped (see stamp_where) */
+static char const *where (stralloc *sa, char const *bname, char const *name)
+{
+  sa->len = 0 ;
+  if (!stamp_where(sa, conf.dir, bname, name)) strerr_diefusys(111, "make a message") ;
+  return sa->s ;
+}
+
+/* -n: one line on standard output, "what DIR/BB/NAME (why)" */
 static void say (char const *what, char const *bname, char const *name, char const *why)
 {
   size_t w = 0 ;
   stralloc sa = STRALLOC_ZERO ;
-  if (!stralloc_cats(&sa, what) || !stralloc_cats(&sa, " ") || !stralloc_cats(&sa, conf.dir) || !stralloc_cats(&sa, "/")
-   || !stralloc_cats(&sa, bname) || !stralloc_cats(&sa, "/") || !stralloc_cats(&sa, name)
+  where(&sa, bname, name) ;
+  sa.len-- ;
+  if (!stralloc_insertb(&sa, 0, " ", 1) || !stralloc_insertb(&sa, 0, what, strlen(what))
    || (why && (!stralloc_cats(&sa, " (") || !stralloc_cats(&sa, why) || !stralloc_cats(&sa, ")")))
    || !stralloc_catb(&sa, "\n", 1)
    || !buffer_putall(buffer_1, sa.s, sa.len, &w) || !buffer_flush(buffer_1))
@@ -158,10 +171,15 @@ static void onother (unsigned int bucket, int bucketfd, char const *name, int ki
   pass_t *p = ctx ;
   char bname[3] ;
   stamp_bucketname(bname, bucket) ;
+  /* a bucket that is missing, or not as relaydir.h makes it, is made (or
+     made anew) when we may: the services make them, never a mail user */
+  if (!name && !dryrun && (kind == SCAN_MISSING || kind == SCAN_JUNK) && !relaydir_fixbucket(bucketfd, bname) && !p->bucketwarned++)
+    strerr_warnwusys("make bucket ", where(&p->msg, bname, 0), " (and maybe others)") ;
+  if (kind == SCAN_MISSING) return ;
   if (kind == SCAN_JUNK)
   {
     p->junk++ ;
-    if (!dryrun) strerr_warnw("leaving ", conf.dir, "/", bname, "/", name, ": ", why) ;
+    if (!dryrun) strerr_warnw("leaving ", where(&p->msg, bname, name), ": ", why) ;
     else say("would leave", bname, name, why) ;
     return ;
   }
@@ -176,18 +194,34 @@ static void onother (unsigned int bucket, int bucketfd, char const *name, int ki
   else if (unlinkat(bucketfd, name, 0) == -1 && errno != ENOENT)
   {
     p->errors++ ;
-    strerr_warnwusys("remove ", conf.dir, "/", bname, "/", name) ;
+    strerr_warnwusys("remove ", where(&p->msg, bname, name)) ;
     return ;
   }
   p->temps++ ;
 }
 
-static void ontopjunk (char const *name, void *ctx)
+/* At the top: junk is reported; a temp directory that relaydir_make left
+   when it was killed goes after the grace period, as temp stamps do. */
+static void ontopjunk (char const *name, int kind, int64_t mtime, void *ctx)
 {
   pass_t *p = ctx ;
-  p->junk++ ;
-  if (dryrun) say("would leave", "", name, "not a bucket") ;
-  else strerr_warnw("leaving ", conf.dir, "/", name, ": not a bucket") ;
+  if (kind == SCAN_JUNK)
+  {
+    p->junk++ ;
+    if (dryrun) say("would leave", 0, name, "not a bucket") ;
+    else strerr_warnw("leaving ", where(&p->msg, 0, name), ": not a bucket") ;
+    return ;
+  }
+  if (mtime >= p->now - (int64_t)conf.grace * 1000000000)
+  {
+    int64_t x = mtime + (int64_t)conf.grace * 1000000000 ;
+    p->tempskept++ ;
+    if (!p->nexttemp || x < p->nexttemp) p->nexttemp = x ;
+    return ;
+  }
+  if (dryrun) say("would remove", 0, name, "abandoned temp directory") ;
+  else relaydir_discard(p->dirfd, name) ;
+  p->temps++ ;
 }
 
 static void summary (pass_t const *p)
@@ -242,6 +276,7 @@ static int pass (pass_t *p)
   else scan_topjunk(p->dirfd, &ontopjunk, p) ;
   if (p->bfd >= 0) close(p->bfd) ;
   close(p->dirfd) ;
+  stralloc_free(&p->msg) ;
   summary(p) ;
   return r || p->errors || p->busy ? 111 : 0 ;
 }

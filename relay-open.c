@@ -35,17 +35,18 @@
 #include <skalibs/types.h>
 #include "cdbout.h"
 #include "conf.h"
+#include "relaydir.h"
 #include "rules.h"
 #include "s6rules.h"
 #include "scan.h"
 #include "stamp.h"
 #include "trigger.h"
 
-#define USAGE "relay-open [ -v ] [ -f ] [ -w | -l ] [ -d dir ] [ -c cachedir ] [ -r rules ] [ -o cdb ] [ -t ttl ] [ -k skew ] [ -n never ] [ -e vars ] [ -T ucspi-tcp|ucspi-tcp-ipv6|s6-networking ]"
+#define USAGE "relay-open [ -v ] [ -f ] [ -w | -l ] [ -d dir ] [ -c cachedir ] [ -r rules ] [ -o cdb ] [ -t ttl ] [ -k skew ] [ -n never ] [ -e vars ] [ -m usermax ] [ -L 0|1 ] [ -T ucspi-tcp|ucspi-tcp-ipv6|s6-networking ]"
 
 char const *PROG = "relay-open" ;
 
-static char const *const vars[] = { "POPRELAY_DIR", "POPRELAY_CACHE", "POPRELAY_RULES", "POPRELAY_CDB", "POPRELAY_TTL", "POPRELAY_SKEW", "POPRELAY_NEVER", "POPRELAY_ENV", "POPRELAY_TCPRULES", 0 } ;
+static char const *const vars[] = { "POPRELAY_DIR", "POPRELAY_CACHE", "POPRELAY_RULES", "POPRELAY_CDB", "POPRELAY_TTL", "POPRELAY_SKEW", "POPRELAY_NEVER", "POPRELAY_ENV", "POPRELAY_TCPRULES", "POPRELAY_USERMAX", "POPRELAY_LINKLOCAL", 0 } ;
 
 static conf_t conf ;
 static int verbose = 0 ;
@@ -60,6 +61,8 @@ static volatile sig_atomic_t stop = 0 ;
 #define V_POLICY 4
 #define V_NOKEY 5
 #define V_DENIED 6
+#define V_OVERCAP 7
+#define V_N 8
 
 typedef struct build_s build_t ;
 struct build_s
@@ -70,11 +73,13 @@ struct build_s
   int dirfd ;
   int64_t now ;
   int64_t nextexpiry ;    /* earliest expiry among the grants, 0 if none */
-  unsigned long counts[7] ;
+  unsigned long counts[V_N] ;
+  genalloc held ;         /* with POPRELAY_USERMAX: every stamp, held_t, until the cap is known */
   stralloc values ;       /* grant values, one per static record picked */
   uint32_t *valoff ;      /* 1 + offset in values, per record; [0] is "no record" */
   uint32_t *vallen ;
   stralloc line ;
+  unsigned int bucketwarned ;   /* one warning per build for buckets not made */
   s6rules_t s6 ;          /* POPRELAY_TCPRULES=s6-networking: the static records */
   stralloc conv ;
 } ;
@@ -95,6 +100,7 @@ static int verdict (build_t *b, scanent_t const *e, ipkeys_t *keys, unsigned int
   if (st == STAMP_EXPIRED) return V_EXPIRED ;
   if (st == STAMP_FUTURE) return V_FUTURE ;
   *why = ip_never(&e->ip) ;
+  if (!*why && !conf.linklocal) *why = ip_linklocal(&e->ip) ;
   if (*why) return V_NEVER ;
   if (ipnets_match(conf.never, conf.nnever, &e->ip)) return V_POLICY ;
   if (conf.keys == KEYS_S6)
@@ -168,7 +174,7 @@ static void fmttime (char *s, int64_t ns)
 
 static void listone (build_t *b, unsigned int bucket, scanent_t const *e, int v, long rec, char const *why)
 {
-  static char const *const status[] = { "granted", "expired", "future", "never", "never", "no-key", "denied" } ;
+  static char const *const status[V_N] = { "granted", "expired", "future", "never", "never", "no-key", "denied", "over-cap" } ;
   char addr[IP_FMT], bname[3], granted[32], num[UINT64_FMT] ;
   char buf[STAMP_SIZEMAX + 1] ;
   stampinfo_t si ;
@@ -223,67 +229,156 @@ static int s6grant (build_t *b, ip_t const *ip, long rec, char const *val, size_
   return 1 ;
 }
 
+/* What a build does with one stamp: list it, or write its grant's
+   records, or say why it grants nothing. over: POPRELAY_USERMAX has
+   refused it. Returns 0 or an errno. */
+static int onstamp (build_t *b, unsigned int bucket, scanent_t const *e, int over)
+{
+  ipkeys_t keys ;
+  char addr[IP_FMT] ;
+  unsigned int nkeys ;
+  long rec[IP_KEYS] ;
+  char const *why ;
+  int v = verdict(b, e, &keys, &nkeys, rec, &why) ;
+  if (v == V_GRANT && over) v = V_OVERCAP ;
+  b->counts[v]++ ;
+  if (b->listing) { listone(b, bucket, e, v, rec[0], why) ; return 0 ; }
+  if (v == V_GRANT)
+  {
+    int64_t exp = stamp_expiry(e->mtime, conf.ttl) ;
+    if (conf.keys == KEYS_S6)
+    {
+      char const *val ;
+      size_t vlen ;
+      if (!grantvalue(b, rec[0], &val, &vlen)) return ENOMEM ;
+      if (!s6grant(b, &e->ip, rec[0], val, vlen)) return errno ? errno : EIO ;
+    }
+    else for (unsigned int k = 0 ; k < nkeys ; k++)
+    {
+      char const *val ;
+      size_t vlen ;
+      if (!grantvalue(b, rec[k], &val, &vlen)) return ENOMEM ;
+      if (!cdbout_add(&b->out, keys.s[k], keys.len[k], val, vlen)) return errno ? errno : EIO ;
+    }
+    if (!b->nextexpiry || exp < b->nextexpiry) b->nextexpiry = exp ;
+    return 0 ;
+  }
+  if (v <= V_FUTURE) return 0 ;   /* relay-clean's business */
+  ip_fmt(addr, &e->ip) ;
+  if (v == V_NEVER) strerr_warnw("not granting ", addr, ": it is ", why) ;
+  else if (v == V_POLICY) strerr_warnw("not granting ", addr, ": it is in POPRELAY_NEVER") ;
+  else if (v == V_NOKEY) strerr_warnw("not granting ", addr, ": no key can grant it alone: ", why) ;
+  else if (v == V_OVERCAP) strerr_warnw("not granting ", addr, ": its user has POPRELAY_USERMAX newer grants") ;
+  else
+  {
+    char num[UINT_FMT] ;
+    num[uint_fmt(num, rules_rec(&b->rules, rec[0])->line)] = 0 ;
+    strerr_warnw("not granting ", addr, ": ", conf.rules, ":", num, " denies it") ;
+  }
+  return 0 ;
+}
+
+/* A stamp held until the cap is known, with a POPRELAY_USERMAX. */
+typedef struct held_s held_t ;
+struct held_s
+{
+  scanent_t e ;
+  unsigned int bucket ;
+  int over ;
+} ;
+
 static int onbucket (unsigned int bucket, scanent_t const *e, size_t n, void *ctx)
 {
   build_t *b = ctx ;
   for (size_t i = 0 ; i < n ; i++)
   {
-    ipkeys_t keys ;
-    char addr[IP_FMT] ;
-    unsigned int nkeys ;
-    long rec[IP_KEYS] ;
-    char const *why ;
-    int v = verdict(b, e + i, &keys, &nkeys, rec, &why) ;
-    b->counts[v]++ ;
-    if (b->listing) { listone(b, bucket, e + i, v, rec[0], why) ; continue ; }
-    if (v == V_GRANT)
+    int r ;
+    if (conf.usermax)
     {
-      int64_t exp = stamp_expiry(e[i].mtime, conf.ttl) ;
-      if (conf.keys == KEYS_S6)
-      {
-        char const *val ;
-        size_t vlen ;
-        if (!grantvalue(b, rec[0], &val, &vlen)) return ENOMEM ;
-        if (!s6grant(b, &e[i].ip, rec[0], val, vlen)) return errno ? errno : EIO ;
-      }
-      else for (unsigned int k = 0 ; k < nkeys ; k++)
-      {
-        char const *val ;
-        size_t vlen ;
-        if (!grantvalue(b, rec[k], &val, &vlen)) return ENOMEM ;
-        if (!cdbout_add(&b->out, keys.s[k], keys.len[k], val, vlen)) return errno ? errno : EIO ;
-      }
-      if (!b->nextexpiry || exp < b->nextexpiry) b->nextexpiry = exp ;
+      held_t h = { .e = e[i], .bucket = bucket, .over = 0 } ;
+      if (!genalloc_append(held_t, &b->held, &h)) return ENOMEM ;
       continue ;
     }
-    if (v <= V_FUTURE) continue ;   /* relay-clean's business */
-    ip_fmt(addr, &e[i].ip) ;
-    if (v == V_NEVER) strerr_warnw("not granting ", addr, ": it is ", why) ;
-    else if (v == V_POLICY) strerr_warnw("not granting ", addr, ": it is in POPRELAY_NEVER") ;
-    else if (v == V_NOKEY) strerr_warnw("not granting ", addr, ": no key can grant it alone: ", why) ;
-    else
-    {
-      char num[UINT_FMT] ;
-      num[uint_fmt(num, rules_rec(&b->rules, rec[0])->line)] = 0 ;
-      strerr_warnw("not granting ", addr, ": ", conf.rules, ":", num, " denies it") ;
-    }
+    r = onstamp(b, bucket, e + i, 0) ;
+    if (r) return r ;
   }
   return 0 ;
 }
 
-static void onother (unsigned int bucket, int bucketfd, char const *name, int kind, int64_t mtime, char const *why, void *ctx)
+/* the newest grants of each user first */
+static int byuser (void const *a, void const *b)
 {
-  char bname[3] ;
-  (void)bucketfd ; (void)mtime ; (void)ctx ;
-  if (kind != SCAN_JUNK) return ;
-  stamp_bucketname(bname, bucket) ;
-  strerr_warnw("skipping ", conf.dir, "/", bname, "/", name, ": ", why) ;
+  held_t const *x = *(held_t const *const *)a, *y = *(held_t const *const *)b ;
+  if (x->e.who != y->e.who) return x->e.who < y->e.who ? -1 : 1 ;
+  if (x->e.mtime != y->e.mtime) return x->e.mtime > y->e.mtime ? -1 : 1 ;
+  return memcmp(x->e.ip.b, y->e.ip.b, 16) ;
 }
 
-static void ontopjunk (char const *name, void *ctx)
+/* POPRELAY_USERMAX: of each user's live stamps (by the login name in the
+   stamp), the newest usermax grant, the others are over the cap; then
+   every held stamp goes through onstamp in the order it was found.
+   Returns 0 or an errno. */
+static int applycap (build_t *b)
 {
-  (void)ctx ;
-  strerr_warnw("skipping ", conf.dir, "/", name, ": not a bucket") ;
+  size_t n = genalloc_len(held_t, &b->held), run = 0 ;
+  held_t *h = genalloc_s(held_t, &b->held) ;
+  held_t **p = n ? malloc(n * sizeof *p) : 0 ;
+  uint64_t who = 0 ;
+  if (n && !p) return ENOMEM ;
+  for (size_t i = 0 ; i < n ; i++) p[i] = h + i ;
+  if (n) qsort(p, n, sizeof *p, &byuser) ;
+  for (size_t i = 0 ; i < n ; i++)
+  {
+    ipkeys_t keys ;
+    unsigned int nkeys ;
+    long rec[IP_KEYS] ;
+    char const *why ;
+    if (p[i]->e.who != who) { who = p[i]->e.who ; run = 0 ; }
+    /* only what would be granted counts; a stamp whose user cannot be
+       read counts as a user of its own */
+    if (verdict(b, &p[i]->e, &keys, &nkeys, rec, &why) != V_GRANT || !who) continue ;
+    if (++run > conf.usermax) p[i]->over = 1 ;
+  }
+  free(p) ;
+  for (size_t i = 0 ; i < n ; i++)
+  {
+    int r = onstamp(b, h[i].bucket, &h[i].e, h[i].over) ;
+    if (r) return r ;
+  }
+  return 0 ;
+}
+
+
+/* "skipping DIR/BB/NAME: why", NAME escaped */
+static void skipping (char const *bname, char const *name, char const *why)
+{
+  stralloc sa = STRALLOC_ZERO ;
+  if (stamp_where(&sa, conf.dir, bname, name)) strerr_warnw("skipping ", sa.s, ": ", why) ;
+  else strerr_warnw("skipping a file in ", conf.dir, ": ", why) ;
+  stralloc_free(&sa) ;
+}
+
+static void onother (unsigned int bucket, int fd, char const *name, int kind, int64_t mtime, char const *why, void *ctx)
+{
+  build_t *b = ctx ;
+  char bname[3] ;
+  (void)mtime ;
+  stamp_bucketname(bname, bucket) ;
+  if (kind == SCAN_JUNK) skipping(bname, name, why) ;
+  /* a bucket that is missing, or not as relaydir.h makes it, is made (or
+     made anew) when we may: the services make them, never a mail user */
+  if (!name && !b->listing && (kind == SCAN_MISSING || kind == SCAN_JUNK) && !relaydir_fixbucket(fd, bname) && !b->bucketwarned++)
+  {
+    stralloc sa = STRALLOC_ZERO ;
+    if (stamp_where(&sa, conf.dir, bname, 0)) strerr_warnwusys("make bucket ", sa.s, " (and maybe others)") ;
+    stralloc_free(&sa) ;
+  }
+}
+
+static void ontopjunk (char const *name, int kind, int64_t mtime, void *ctx)
+{
+  (void)mtime ; (void)ctx ;
+  if (kind == SCAN_JUNK) skipping(0, name, "not a bucket") ;
 }
 
 #define RULES_SETTLE 1000000000   /* see readrules */
@@ -453,13 +548,17 @@ static int build (int listing, int64_t *nextexpiry)
     if (!stralloc_cats(&cachefile, conf.cache) || !stralloc_cats(&cachefile, "/scan") || !stralloc_0(&cachefile)) r = -1 ;
     else
     {
-      s.cachedir = cachefile.s ;
+      /* a listing changes nothing, the cache included (it may not exist
+         before the first build) */
+      s.cachedir = listing ? 0 : cachefile.s ;
       s.full = full ;
       s.now = b.now ;
+      s.who = conf.usermax > 0 ;
       s.stamps = &onbucket ;
       s.other = listing ? 0 : &onother ;
       s.ctx = &b ;
       r = scan_relay(&s, b.dirfd) ;
+      if (!r && conf.usermax) r = applycap(&b) ;
       if (!r && !listing) scan_topjunk(b.dirfd, &ontopjunk, 0) ;
     }
     stralloc_free(&cachefile) ;
@@ -520,6 +619,7 @@ static int build (int listing, int64_t *nextexpiry)
   s6rules_free(&b.s6) ;
   stralloc_free(&b.conv) ;
   stralloc_free(&b.values) ;
+  genalloc_free(held_t, &b.held) ;
   stralloc_free(&b.line) ;
   free(b.valoff) ;
   free(b.vallen) ;
@@ -775,7 +875,7 @@ int main (int argc, char const *const *argv)
   if (!conf_env(&conf, vars, &bad, &why)) strerr_dief(100, "bad ", bad, ": ", why) ;
   for (;;)
   {
-    int opt = subgetopt_r(argc, argv, "vfwld:c:r:o:t:k:n:e:T:", &l) ;
+    int opt = subgetopt_r(argc, argv, "vfwld:c:r:o:t:k:n:e:T:m:L:", &l) ;
     if (opt == -1) break ;
     switch (opt)
     {

@@ -2,6 +2,7 @@
    right owner and mode; see relaydir.h. renameat2 is Linux's (3.15). */
 
 #define _GNU_SOURCE  /* renameat2 */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -40,13 +41,49 @@ static int setright (int fd, struct stat const *dir)
   return fchmod(fd, mode) != -1 ;
 }
 
-static int repair (int dirfd, char const *name, struct stat const *dir)
+/* a temp name for a directory at the top of the relay directory:
+   .tmp.d.PID.RANDOM, 40 bytes at most */
+static void tmpname (char *tmp)
 {
-  int ok, fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) ;
-  if (fd == -1) return 0 ;
-  ok = setright(fd, dir) ;
-  fd_close(fd) ;
-  return ok ;
+  size_t n = RELAYDIR_TMPPREFIXLEN ;
+  unsigned char r[8] ;
+  memcpy(tmp, RELAYDIR_TMPPREFIX "d.", n + 2) ;
+  n += 2 ;
+  n += pid_fmt(tmp + n, getpid()) ;
+  tmp[n++] = '.' ;
+  random_buf((char *)r, sizeof r) ;
+  n += ucharn_fmt(tmp + n, (char const *)r, sizeof r) ;
+  tmp[n] = 0 ;
+}
+
+/* Empties and removes the directory name: files, fifos and links go,
+   and empty directories; a directory with something in it stays, for
+   relay-clean to report. Nothing is followed. */
+void relaydir_discard (int dirfd, char const *name)
+{
+  int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) ;
+  DIR *d = fd >= 0 ? fdopendir(fd) : 0 ;
+  struct dirent *de ;
+  if (!d) { if (fd >= 0) fd_close(fd) ; return ; }
+  while ((de = readdir(d)))
+  {
+    if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2]))) continue ;
+    if (unlinkat(fd, de->d_name, 0) == -1 && errno == EISDIR) unlinkat(fd, de->d_name, AT_REMOVEDIR) ;
+  }
+  closedir(d) ;
+  unlinkat(dirfd, name, AT_REMOVEDIR) ;
+}
+
+/* A directory that is not right may hold what anyone put there while it
+   was not: it is moved aside and discarded, contents and all, and a new
+   one made in its place. */
+static int replace (int dirfd, char const *name, struct stat const *dir)
+{
+  char tmp[RELAYDIR_TMPPREFIXLEN + 2 + PID_FMT + 1 + 16 + 1] ;
+  tmpname(tmp) ;
+  if (renameat(dirfd, name, dirfd, tmp) == -1) return errno == ENOENT ? relaydir_make(dirfd, name, dir) : 0 ;
+  relaydir_discard(dirfd, tmp) ;
+  return relaydir_make(dirfd, name, dir) ;
 }
 
 int relaydir_make (int dirfd, char const *name, struct stat const *dir)
@@ -55,7 +92,6 @@ int relaydir_make (int dirfd, char const *name, struct stat const *dir)
   struct stat st ;
   uid_t me = geteuid() ;
   int may = !me || me == dir->st_uid ;
-  size_t n = RELAYDIR_TMPPREFIXLEN ;
   int fd, ok ;
 
   if (!fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW))
@@ -63,23 +99,14 @@ int relaydir_make (int dirfd, char const *name, struct stat const *dir)
     if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR ; return 0 ; }
     if (relaydir_right(&st, dir)) return 1 ;
     if (!may) { errno = EPERM ; return 0 ; }
-    return repair(dirfd, name, dir) ;
+    return replace(dirfd, name, dir) ;
   }
   if (errno != ENOENT) return 0 ;
   if (!may) { errno = EPERM ; return 0 ; }
 
-  /* .tmp.d.PID.RANDOM, given its owner and mode, then renamed onto name
-     unless someone made name meanwhile */
-  memcpy(tmp, RELAYDIR_TMPPREFIX "d.", n + 2) ;
-  n += 2 ;
-  n += pid_fmt(tmp + n, getpid()) ;
-  tmp[n++] = '.' ;
-  {
-    unsigned char r[8] ;
-    random_buf((char *)r, sizeof r) ;
-    n += ucharn_fmt(tmp + n, (char const *)r, sizeof r) ;
-  }
-  tmp[n] = 0 ;
+  /* made under a temp name, given its owner and mode, then renamed onto
+     name unless someone made name meanwhile */
+  tmpname(tmp) ;
   if (mkdirat(dirfd, tmp, 0700) == -1) return 0 ;
   fd = openat(dirfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) ;
   ok = fd >= 0 && setright(fd, dir) ;
@@ -92,4 +119,11 @@ int relaydir_make (int dirfd, char const *name, struct stat const *dir)
   }
   /* made by someone else meanwhile: judge theirs */
   return relaydir_make(dirfd, name, dir) ;
+}
+
+int relaydir_fixbucket (int dirfd, char const *bname)
+{
+  struct stat dir ;
+  if (fstat(dirfd, &dir) == -1) return 0 ;
+  return relaydir_make(dirfd, bname, &dir) || errno == EPERM || errno == ENOTDIR ;
 }

@@ -28,11 +28,23 @@
 extern int relaydir_right (struct stat const *sub, struct stat const *dir) ;
 
 /* Makes the directory name in the relay directory dirfd (whose stat is
-   dir) if it is missing; if it is there but not right, gives it the right
-   owner, group and mode when this process may (root, or the relay
-   directory's owner). Returns 1 if name is then a right directory, 0
-   with errno otherwise (EPERM: it is not right, and this process may not
-   make it so). */
+   dir) if it is missing, when this process may (root, or the relay
+   directory's owner). One that is there but not right may hold what
+   anyone put there while it was not: it is moved aside and emptied, and
+   a new one made. Returns 1 if name is then a right directory, 0 with
+   errno otherwise (EPERM: it is missing or not right, and this process
+   may not make it). */
 extern int relaydir_make (int dirfd, char const *name, struct stat const *dir) ;
+
+/* Empties and removes the directory name in the relay directory (a temp
+   directory relaydir_make left behind when it was killed): files, fifos,
+   links and empty directories go, nothing is followed. */
+extern void relaydir_discard (int dirfd, char const *name) ;
+
+/* relaydir_make for a service that found the bucket bname missing or
+   not right: returns 1 when it is made, or when it is not for a reason
+   already known (EPERM: not ours to make; ENOTDIR: a file stands in the
+   way, reported as junk); 0 with errno otherwise. */
+extern int relaydir_fixbucket (int dirfd, char const *bname) ;
 
 #endif

@@ -14,6 +14,7 @@
 #include <skalibs/stralloc.h>
 #include <skalibs/strerr.h>
 #include <skalibs/types.h>
+#include "relaydir.h"
 #include "scan.h"
 #include "stamp.h"
 #include "trigger.h"
@@ -41,6 +42,7 @@ struct section
   uint64_t sum ;
 } ;
 #define SEC_VALID 1
+#define SEC_WHO 2   /* the entries have their who */
 
 #define NS(ts) ((int64_t)(ts).tv_sec * 1000000000 + (ts).tv_nsec)
 /* How long after its last change a bucket is not recorded (see scan.h):
@@ -198,6 +200,18 @@ static unsigned char junkwhyn (mode_t m)
   return S_ISLNK(m) ? 3 : S_ISDIR(m) ? 4 : 5 ;
 }
 
+/* stamp_who of the stamp name in the bucket bfd, 0 if it cannot be read;
+   never blocks (a fifo put in a stamp's place) */
+static uint64_t whoof (int bfd, char const *name)
+{
+  char buf[STAMP_SIZEMAX + 1] ;
+  stampinfo_t si ;
+  ssize_t r = -1 ;
+  int fd = openat(bfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) ;
+  if (fd >= 0) { r = read(fd, buf, sizeof buf) ; close(fd) ; }
+  return r >= 0 && stamp_parse(&si, buf, (size_t)r) ? stamp_who(&si) : 0 ;
+}
+
 static int reread (scan_t *s, int dirfd, char const *bname, unsigned int b, struct section *sec, stralloc *ents)
 {
   int bfd = openat(dirfd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) ;
@@ -260,6 +274,7 @@ static int reread (scan_t *s, int dirfd, char const *bname, unsigned int b, stru
         continue ;
       }
       e.mtime = NS(st.st_mtim) ;
+      e.who = s->who ? whoof(bfd, name) : 0 ;
       if (!stralloc_catb(ents, (char *)&e, sizeof e)) goto errd ;
     }
     if (errno) goto errd ;
@@ -295,7 +310,7 @@ static int reread (scan_t *s, int dirfd, char const *bname, unsigned int b, stru
   sec->flags = 0 ;
   if (NS(after.st_mtim) == sec->mtime && NS(after.st_ctim) == sec->ctime
    && settled(sec->mtime, s->now) && settled(sec->ctime, s->now))
-    sec->flags = SEC_VALID ;
+    sec->flags = SEC_VALID | (s->who ? SEC_WHO : 0) ;
   return 1 ;
 
  err:
@@ -330,8 +345,10 @@ static void cache_sweep (char const *dir, int64_t now)
 int scan_relay (scan_t *s, int dirfd)
 {
   stralloc cached = STRALLOC_ZERO, fresh = STRALLOC_ZERO, path = STRALLOC_ZERO, tmp = STRALLOC_ZERO ;
+  struct stat dirst ;
   int ret = 0 ;
   memset(&s->st, 0, sizeof s->st) ;
+  if (fstat(dirfd, &dirst) == -1) return -1 ;
   s->cachewarned = 0 ;
   if (s->cachedir && mkdir(s->cachedir, 0700) == -1 && errno != EEXIST)
   {
@@ -362,19 +379,29 @@ int scan_relay (scan_t *s, int dirfd)
     if (fstatat(dirfd, bname, &st, AT_SYMLINK_NOFOLLOW) == -1)
     {
       if (errno != ENOENT) { ret = -1 ; break ; }
+      if (s->other) (*s->other)(b, dirfd, 0, SCAN_MISSING, 0, 0, s->ctx) ;
       fresh.len = 0 ;
     }
     else if (!S_ISDIR(st.st_mode))
     {
       s->st.junk++ ;
-      if (s->other) (*s->other)(b, dirfd, bname, SCAN_JUNK, 0, junkwhy(st.st_mode), s->ctx) ;
+      if (s->other) (*s->other)(b, dirfd, 0, SCAN_JUNK, 0, junkwhy(st.st_mode), s->ctx) ;
+      fresh.len = 0 ;
+    }
+    else if (!relaydir_right(&st, &dirst))
+    {
+      /* a user could have made it, or changed it: what it holds may be
+         anyone's (see relaydir.h) */
+      s->st.junk++ ;
+      if (s->other) (*s->other)(b, dirfd, 0, SCAN_JUNK, 0, "a bucket whose owner or mode is not the relay directory's: its stamps grant nothing", s->ctx) ;
       fresh.len = 0 ;
     }
     else if (s->cachedir && !s->full && cache_read(s->cachedir, bname, &old, &cached, &path)
           && (old.flags & SEC_VALID) && old.dev == (uint64_t)st.st_dev && old.ino == (uint64_t)st.st_ino
           && old.mtime == NS(st.st_mtim) && old.ctime == NS(st.st_ctim)
           && !(s->tempsbefore && old.temps && old.oldesttemp < s->tempsbefore)
-          && !(s->rereadjunk && old.junk))
+          && !(s->rereadjunk && old.junk)
+          && !(s->who && !(old.flags & SEC_WHO)))
     {
       sec = old ;
       use = &cached ;
@@ -405,7 +432,7 @@ int scan_relay (scan_t *s, int dirfd)
   return ret ;
 }
 
-long scan_topjunk (int dirfd, void (*fn) (char const *name, void *ctx), void *ctx)
+long scan_topjunk (int dirfd, scan_top_fn *fn, void *ctx)
 {
   static char const hex[] = "0123456789abcdef" ;
   long n = 0 ;
@@ -420,10 +447,13 @@ long scan_topjunk (int dirfd, void (*fn) (char const *name, void *ctx), void *ct
   while ((de = readdir(d)))
   {
     char const *s = de->d_name ;
+    struct stat st ;
     if (s[0] && s[1] && !s[2] && strchr(hex, s[0]) && strchr(hex, s[1])) continue ;
     if (!strcmp(s, ".") || !strcmp(s, "..") || !strcmp(s, TRIGGER_DIR)) continue ;
     n++ ;
-    (*fn)(s, ctx) ;
+    if (!strncmp(s, RELAYDIR_TMPPREFIX, RELAYDIR_TMPPREFIXLEN) && !fstatat(dirfd, s, &st, AT_SYMLINK_NOFOLLOW) && S_ISDIR(st.st_mode))
+      (*fn)(s, SCAN_TEMP, NS(st.st_mtim), ctx) ;
+    else (*fn)(s, SCAN_JUNK, 0, ctx) ;
   }
   closedir(d) ;
   return n ;

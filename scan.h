@@ -29,6 +29,7 @@ struct scanent_s
 {
   ip_t ip ;
   int64_t mtime ;   /* nanoseconds since the epoch */
+  uint64_t who ;    /* with scan_t.who: stamp_who of its contents; else 0 */
 } ;
 
 /* Called once per bucket, in bucket order, with its stamps sorted by
@@ -37,9 +38,12 @@ typedef int scan_stamps_fn (unsigned int bucket, scanent_t const *, size_t n, vo
 
 /* Called for what is not a stamp in a bucket that is being re-read:
    kind SCAN_TEMP (a ".tmp." file, with its mtime) or SCAN_JUNK (with why).
-   bucketfd is the open bucket directory. */
+   bucketfd is the open bucket directory. For a bucket that is itself
+   junk (not a directory, or not as relaydir.h makes it), or missing
+   (kind SCAN_MISSING), name is 0 and bucketfd the relay directory. */
 #define SCAN_TEMP 1
 #define SCAN_JUNK 2
+#define SCAN_MISSING 3
 typedef void scan_other_fn (unsigned int bucket, int bucketfd, char const *name, int kind, int64_t mtime, char const *why, void *ctx) ;
 
 typedef struct scanstats_s scanstats_t ;
@@ -60,6 +64,7 @@ struct scan_s
   int64_t now ;             /* stamp_now() at the start */
   int64_t tempsbefore ;     /* re-read buckets holding temps older than this (0: never) */
   int rereadjunk ;          /* re-read buckets holding junk, so that it is reported again */
+  int who ;                 /* read each stamp's contents for scanent_t.who */
   scan_stamps_fn *stamps ;
   scan_other_fn *other ;    /* may be 0 */
   void *ctx ;
@@ -74,7 +79,10 @@ struct scan_s
 extern int scan_relay (scan_t *, int dirfd) ;
 
 /* Calls fn for each name at the top of the relay directory that is
-   neither a bucket nor the rebuild fifo. Returns how many, or -1. */
-extern long scan_topjunk (int dirfd, void (*fn) (char const *name, void *ctx), void *ctx) ;
+   neither a bucket nor the fifo directory: kind SCAN_TEMP for a directory
+   relaydir.h was making (a ".tmp." name, with its mtime), SCAN_JUNK for
+   anything else. Returns how many, or -1. */
+typedef void scan_top_fn (char const *name, int kind, int64_t mtime, void *ctx) ;
+extern long scan_topjunk (int dirfd, scan_top_fn *fn, void *ctx) ;
 
 #endif

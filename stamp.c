@@ -93,6 +93,22 @@ int stamp_escape (stralloc *sa, char const *v, size_t max)
   return 1 ;
 }
 
+uint64_t stamp_who (stampinfo_t const *si)
+{
+  char const *s = si->user[0] ? si->user : si->uid ;
+  uint64_t h = si->user[0] ? 14695981039346656037ull : 1099511628211ull ;
+  for ( ; *s ; s++) { h ^= (unsigned char)*s ; h *= 1099511628211ull ; }
+  return h ? h : 1 ;
+}
+
+int stamp_where (stralloc *sa, char const *dir, char const *bname, char const *name)
+{
+  return stralloc_cats(sa, dir)
+      && (!bname || (stralloc_catb(sa, "/", 1) && stralloc_cats(sa, bname)))
+      && (!name || (stralloc_catb(sa, "/", 1) && stamp_escape(sa, name, strlen(name))))
+      && stralloc_0(sa) ;
+}
+
 int stamp_fmt (stralloc *sa, stampinfo_t const *si)
 {
   for (unsigned int i = 0 ; i < STAMP_NFIELDS ; i++)

@@ -62,6 +62,16 @@ extern int stamp_fmt (stralloc *, stampinfo_t const *) ;
 /* Appends the first max bytes of the string v, escaped as in a stamp. */
 extern int stamp_escape (stralloc *, char const *v, size_t max) ;
 extern int stamp_parse (stampinfo_t *, char const *s, size_t len) ;
+
+/* Who a grant is for, to count a user's grants: a hash of the login
+   name, or of the uid when there is none; never 0. */
+extern uint64_t stamp_who (stampinfo_t const *) ;
+
+/* A place in the relay directory, for a message: dir, "/" bname when
+   bname is not 0, "/" name when name is not 0, and a NUL; name, which
+   comes from the file system, escaped as stamp_escape does, so that no
+   file name can forge a log line. Returns 1, or 0 on ENOMEM. */
+extern int stamp_where (stralloc *, char const *dir, char const *bname, char const *name) ;
 /* The fields by number, 0 to STAMP_NFIELDS - 1, in the order stamp_fmt
    writes them: the name, and the buffer with its size in *max. */
 #define STAMP_NFIELDS 6

@@ -43,6 +43,7 @@ need execline "execlineb" command -v execlineb
 need groff "groff, for the man-page lint" sh -c 'groff -man -ww -z /dev/null'
 need faketime "faketime, with its library" sh -c 'test "$(faketime -f "+2d" date +%s)" -gt "$(( $(date +%s) + 86000 ))"'
 need valgrind "valgrind" valgrind --version
+need strace "strace, to kill a program at a chosen system call" sh -c 'strace -f -o /dev/null -e trace=getpid -e inject=getpid:signal=SIGKILL:when=1 sh -c "kill -0 \$\$" 2>/dev/null; test $? = 137' 
 need libclang-rt-dev "clang's fuzzer and sanitizer runtimes" sh -c "printf 'int LLVMFuzzerTestOneInput (const char *d, unsigned long n) { (void)d ; (void)n ; return 0 ; }\n' > '$T/fz.c' && clang -fsanitize=fuzzer,address,undefined -o '$T/fz' '$T/fz.c'"
 need time "GNU time, for the benchmark's memory figures" /usr/bin/time -f %M true
 need perl "perl" perl -e 'use POSIX; exit 0'

@@ -58,19 +58,24 @@ relay-open
 is "relay directory back: the earlier grant relays again after a build" "$(e2e_rcpt 127.0.0.5 27)" 250
 
 # --- the relay directory unwritable, or of another group ---
+# (read-only to the group: its buckets, still writable, give the group
+# more than the relay directory does, and are no longer trusted)
 chmod 2550 "$POPRELAY_DIR"
-refused_login 127.0.0.11 "relay directory read-only" "^pop3-wrapper: warning: unable to .*Permission denied\$"
+refused_login 127.0.0.11 "relay directory read-only" "^pop3-wrapper: warning: not granting relaying: $POPRELAY_DIR/[0-9a-f]* has an owner, group or mode that relay-open does not give a bucket"
 chmod 2775 "$POPRELAY_DIR"
 chgrp root "$POPRELAY_DIR"
-refused_login 127.0.0.12 "relay directory of another group" "is not a directory of pop3-wrapper's group that others cannot write"
-chmod 2777 "$POPRELAY_DIR"
+refused_login 127.0.0.12 "relay directory of another group" "must be a directory of pop3-wrapper's group that gives others no permission (mode 2770)"
 chgrp "$E2E_GID" "$POPRELAY_DIR"
-refused_login 127.0.0.13 "relay directory writable by all" "is not a directory of pop3-wrapper's group that others cannot write"
+chmod 2777 "$POPRELAY_DIR"
+refused_login 127.0.0.13 "relay directory writable by all" "must be a directory of pop3-wrapper's group that gives others no permission (mode 2770)"
+chmod 2775 "$POPRELAY_DIR"
+refused_login 127.0.0.18 "relay directory others may search" "must be a directory of pop3-wrapper's group that gives others no permission (mode 2770)"
 chmod 2770 "$POPRELAY_DIR"
 smtp_as_before "relay directory unwritable"
 
-# --- the relay directory's disk full ---
-mount -t tmpfs -o size=16k,nr_inodes=64,mode=2770,gid=$E2E_GID tmpfs "$POPRELAY_DIR"
+# --- the relay directory's disk full (the buckets there) ---
+mount -t tmpfs -o size=16k,nr_inodes=300,mode=2770,gid=$E2E_GID tmpfs "$POPRELAY_DIR"
+relay-open -o "$T/scratch.cdb" >/dev/null 2>&1   # makes the buckets
 dd if=/dev/zero of="$POPRELAY_DIR/filler" bs=1k count=64 2>/dev/null
 refused_login 127.0.0.14 "relay directory's disk full" "No space left on device"
 is "relay directory's disk full: no temp file left" "$(find "$POPRELAY_DIR" -name '.tmp.*' | wc -l | tr -d ' ')" 0

@@ -75,6 +75,7 @@ EOS
 chmod 755 "$T/poprelay-login"
 chown dovecot "$POPRELAY_DIR"
 chmod 0700 "$POPRELAY_DIR"
+e2e_buckets
 dovecot_conf passwd-file "$T/dovecot.passwd" "service pop3 {
   executable = pop3 pop3-postlogin
 }
@@ -131,6 +132,7 @@ stop "$dovecot_pid"
 # directory must be writable by the mail users' group.
 rm -rf "$POPRELAY_DIR"; mkdir "$POPRELAY_DIR"
 chgrp "$E2E_UID" "$POPRELAY_DIR"; chmod 2770 "$POPRELAY_DIR"
+e2e_buckets
 cat > "$T/poprelay-checkpassword" <<EOS
 #!/bin/sh
 INSECURE_SETUID=1 CVM_PWFILE_PATH=$T/pwfile

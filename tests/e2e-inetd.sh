@@ -11,6 +11,7 @@ e2e_setup
 XINETD=$TOP/.deps/xinetd/usr/sbin/xinetd
 INETD=$TOP/.deps/openbsd-inetd/usr/sbin/inetd
 chgrp "$E2E_UID" "$POPRELAY_DIR"
+e2e_buckets
 mkdir -p "$T/etc"
 mkdir -p "$T/seen"; chmod 777 "$T/seen"
 for v in POPRELAY_DIR POPRELAY_CACHE POPRELAY_RULES POPRELAY_CDB CVM_PWFILE_PATH; do eval "printf '%s\n' \"\$$v\"" > "$T/etc/$v"; done

@@ -131,4 +131,34 @@ t relay-clean -q
 expect "the next pass completes" 0 ""
 is "and only the live stamps are left" "$(find "$POPRELAY_DIR" -type f ! -name '.*' | wc -l | tr -d ' ')" 500
 
+# --- a bucket being made, killed at each of its steps ---
+# (strace kills the process at the Nth call of one system call: no timing
+# involved). A bucket is made under a temp name, given its owner and mode,
+# and renamed into place: a kill at any step leaves a temp directory and no
+# bucket, never a bucket with the wrong mode that locks others out.
+rm -rf "$POPRELAY_DIR"; mkdir "$POPRELAY_DIR"; chgrp 4242 "$POPRELAY_DIR"; chmod 2770 "$POPRELAY_DIR"
+for call in mkdirat fchmod renameat2; do
+  strace -f -o /dev/null -e trace=$call -e inject=$call:signal=SIGKILL:when=1 env TCPREMOTEIP=127.0.0.5 pop3-wrapper -q true 2>/dev/null
+  is "made as the relay directory's owner, killed at $call: no bucket with another mode or owner" \
+    "$(find "$POPRELAY_DIR" -mindepth 1 -maxdepth 1 -name '[0-9a-f][0-9a-f]' ! -perm 2770 | wc -l | tr -d ' ')" 0
+  env TCPREMOTEIP=127.0.0.5 pop3-wrapper -q true 2>/dev/null
+  ok "killed at $call: the next login grants" stampfile 127.0.0.5
+  rm -f "$(stampfile 127.0.0.5)"
+  rmdir "$(dirname "$(stampfile 127.0.0.5 2>/dev/null || echo "$POPRELAY_DIR/x/x")")" 2>/dev/null
+  rm -rf "$POPRELAY_DIR"/[0-9a-f][0-9a-f]
+done
+for call in mkdirat fchmod renameat2; do
+  strace -f -o /dev/null -e trace=$call -e inject=$call:signal=SIGKILL:when=2 relay-open >/dev/null 2>&1
+  is "relay-open killed at its second $call: no bucket with another mode or owner" \
+    "$(find "$POPRELAY_DIR" -mindepth 1 -maxdepth 1 -name '[0-9a-f][0-9a-f]' \( ! -perm 2770 -o ! -group 4242 \) | wc -l | tr -d ' ')" 0
+done
+left=$(find "$POPRELAY_DIR" -mindepth 1 -maxdepth 1 -name '.tmp.d.*' | wc -l | tr -d ' ')
+ok "the kills left temp directories at the top ($left)" test "$left" -gt 0
+relay-open >/dev/null 2>&1
+is "the next build makes every bucket" "$(find "$POPRELAY_DIR" -mindepth 1 -maxdepth 1 -name '[0-9a-f][0-9a-f]' -perm 2770 -group 4242 | wc -l | tr -d ' ')" 256
+find "$POPRELAY_DIR" -mindepth 1 -maxdepth 1 -name '.tmp.d.*' -exec touch -d '-1 hour' {} +
+t relay-clean -g 600
+expect_grep "relay-clean removes the temp directories once past the grace period" 0 "removed 0 expired, 0 future-dated, $left abandoned temp"
+is "none is left" "$(find "$POPRELAY_DIR" -mindepth 1 -maxdepth 1 -name '.tmp.*' | wc -l | tr -d ' ')" 0
+
 done_testing

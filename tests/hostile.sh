@@ -168,12 +168,31 @@ S=$(head -c 255 /dev/zero | tr '\0' '\377')
 t pw TCPREMOTEIP=192.0.2.57 USER="$U" pop3-wrapper -s "$S" true
 t relay-open -l
 expect_grep "the longest stamp (every field full of bytes to escape) is read back by relay-open -l" 0 "^192.0.2.57 user=\\(\\\\xcc\\)\\{255\\} "
-t sh -c "exec pop3-wrapper sh -c 'ls /proc/self/fd > \"$T/fds\"; echo x >&2' <&- >&- 2>&-" 
-is "closed descriptors 0, 1 and 2: the session runs with them open (on /dev/null)" "$(grep -c '^[012]$' "$T/fds")" 3
+t sh -c "exec pop3-wrapper sh -c 'echo ran >&3; for fd in 0 1 2; do [ -e /proc/self/fd/\$fd ] && echo \$fd >&3; done' 3>\"$T/fds\" <&- >&- 2>&-"
+is "closed descriptors 0, 1 and 2: the session runs with them closed, as pop3-wrapper found them" "$(cat "$T/fds")" ran
 t pw TCPREMOTEIP=192.0.2.58 USER=u sh -c "exec pop3-wrapper true <&- >&- 2>&-"
 ok "closed descriptors: the grant is still made" stampfile 192.0.2.58
 is "and its stamp is whole" "$(sed -n 1p "$(stampfile 192.0.2.58)")" "user u"
 t sh -c "i=0; while [ \$i -lt 3000 ]; do export JUNK\$i=\$i; i=\$((i+1)); done; exec env TCPREMOTEIP=192.0.2.59 pop3-wrapper true"
 expect_grep "3000 more variables in the environment change nothing" 0 "granted 192.0.2.59"
+
+# --- file names that would forge log lines ---
+# Anyone who can put a file in the relay directory can choose its name:
+# every name that reaches a message is escaped, so that one file is at
+# most one line, and no line of any program can be made to appear.
+FORGED=$(printf 'y\npop3-wrapper: info: granted 6.6.6.9 to root uid 0')
+grant 192.0.2.60
+b=$(dirname "$(stampfile 192.0.2.60)")
+echo x > "$b/$FORGED"
+echo x > "$POPRELAY_DIR/$FORGED"
+echo x > "$b/.tmp.$FORGED"; touch -d '@1000000000' "$b/.tmp.$FORGED"
+for cmd in "relay-open" "relay-clean -n" "relay-clean -g 600" "relay-open -l"; do
+  t $cmd
+  is "a forged name in the relay directory: $cmd writes no line of its own making" "$(printf '%s\n' "$out" | grep -c '^pop3-wrapper: info: granted 6.6.6.9')" 0
+  is "a forged name: every line of $cmd is one of its own" "$(printf '%s\n' "$out" | grep -v -c -e '^relay-open: ' -e '^relay-clean: ' -e '^would ' -e '^192\.0\.2\.')" 0
+done
+t relay-open
+expect_grep "a forged name is shown escaped" 0 "skipping $b/y\\\\x0apop3-wrapper:\\\\x20info:"
+rm -f "$b/$FORGED" "$POPRELAY_DIR/$FORGED"
 
 done_testing

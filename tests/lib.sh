@@ -206,6 +206,17 @@ EOQ
 127.0.0.9:deny
 :allow,QMAILQUEUE="$T/qmail/queue",MARK="static rules"
 EOR
+  e2e_buckets
+}
+
+# e2e_buckets: the services make the buckets, with the relay directory's
+# owner, group and mode (relaydir.h): one build makes them, anew when the
+# relay directory changed hands, and one more a second later takes them
+# into the scan cache, so that the first logins' rebuilds do not read 256
+# new buckets
+e2e_buckets () {
+  relay-open >/dev/null 2>&1
+  sleep 1.1
   relay-open >/dev/null 2>&1
 }
 

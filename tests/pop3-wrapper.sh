@@ -107,7 +107,7 @@ fresh
 t sh -c "umask 077; env -i PATH=\"$PATH\" POPRELAY_DIR=\"$POPRELAY_DIR\" TCPREMOTEIP=192.0.2.9 USER=alice SERVICE=pop3 TCPLOCALIP=127.0.0.1 TCPLOCALPORT=110 pop3-wrapper true"
 s=$(stampfile 192.0.2.9)
 is "stamp mode 0640 under umask 077" "$(stat -c %a "$s")" 640
-is "bucket directory made with the relay directory's mode" "$(stat -c %a "$(dirname "$s")")" "$(stat -c %a "$POPRELAY_DIR")"
+is "bucket directory made with the relay directory's mode, none for others" "$(stat -c %a "$(dirname "$s")")" "$(printf '%o' $(( 0$(stat -c %a "$POPRELAY_DIR") & 02770 )))"
 is "stamp contents" "$(sed 3d "$s")" "user alice
 uid 0
 service pop3
@@ -196,7 +196,7 @@ expect "relay directory missing" 7 "pop3-wrapper: warning: unable to open relay 
 session"
 fresh; chmod 755 "$T" "$POPRELAY_DIR"
 t setpriv --reuid=65534 --regid=65534 --clear-groups env -i PATH="$PATH" POPRELAY_DIR="$POPRELAY_DIR" TCPREMOTEIP=192.0.2.13 pop3-wrapper sh -c 'echo session; exit 7'
-expect_grep "permission denied (another user's relay directory)" 7 "^pop3-wrapper: warning: unable to open $POPRELAY_DIR/..: Permission denied"
+expect_grep "another user's relay directory: no bucket of ours to write in" 7 "^pop3-wrapper: warning: not granting relaying: $POPRELAY_DIR/.. is missing, and only relay-open, relay-clean or the relay directory.s owner make buckets"
 is "permission denied: the session ran" "$(printf '%s\n' "$out" | tail -1)" session
 mkdir "$T/full"; mount -t tmpfs -o size=16k,nr_inodes=64 tmpfs "$T/full"
 mkdir "$T/full/relay"
@@ -227,7 +227,7 @@ pop3-wrapper: fatal: unable to exec /nonexistent/program: No such file or direct
 t env TCPREMOTEIP=bad pop3-wrapper "$T/outside"
 expect_grep "the next program is not executable: 126" 126 "unable to exec $T/outside: Permission denied"
 t pop3-wrapper
-expect "no program: usage, 100" 100 "pop3-wrapper: usage: pop3-wrapper [ -q ] [ -d dir ] [ -t ttl ] [ -k skew ] [ -n never ] [ -s service ] prog..."
+expect "no program: usage, 100" 100 "pop3-wrapper: usage: pop3-wrapper [ -q ] [ -d dir ] [ -t ttl ] [ -k skew ] [ -n never ] [ -L 0|1 ] [ -s service ] prog..."
 t pop3-wrapper -x true
 expect_grep "unknown option: usage, 100" 100 "^pop3-wrapper: usage: "
 t env TCPREMOTEIP=192.0.2.17 pop3-wrapper -d "$POPRELAY_DIR" sh -c 'echo "$0 $1"; ls -l /proc/self/fd/ | grep -c " -> "' one
@@ -272,10 +272,53 @@ srv=$lastpid
 waitfor "tcpserver on 110" 40 tcpclient -H -R -l test -i 127.0.0.2 127.0.0.1 110 true
 rm -rf "$POPRELAY_DIR"/*
 out=$(tcpclient -H -R -l test -i 127.0.0.10 127.0.0.1 110 sh -c 'cat <&6' 2>&1)
+no "set-gid, the buckets not made yet: no grant (the user may not make them)" stampfile 127.0.0.10
+ok "and no bucket owned by the user" test -z "$(find "$POPRELAY_DIR" -user 65534)"
+relay-open >/dev/null 2>&1   # the services make the buckets
+out=$(tcpclient -H -R -l test -i 127.0.0.10 127.0.0.1 110 sh -c 'cat <&6' 2>&1)
 is "set-gid in a real chain: the session runs" "$out" session
 ok "set-gid in a real chain: the client's real address is granted" stampfile 127.0.0.10
 no "set-gid in a real chain: the forged variable is ignored" stampfile 203.0.113.5
 is "set-gid: the stamp records the real uid" "$(grep '^uid ' "$(stampfile 127.0.0.10)")" "uid 65534"
+is "set-gid: the stamp is in a bucket of the relay directory's owner, not the user's" "$(stat -c %u:%g "$(dirname "$(stampfile 127.0.0.10)")")" "0:$G"
+# a relay directory that lets others in: refused, whatever else is right
+for m in 2775 2771 2772; do
+  chmod $m "$POPRELAY_DIR"
+  out=$(tcpclient -H -R -l test -i 127.0.0.13 127.0.0.1 110 sh -c 'cat <&6' 2>&1)
+  no "set-gid, relay directory mode $m (others let in): no grant" stampfile 127.0.0.13
+  ok "set-gid, relay directory mode $m: the log says why" grep -q "not granting relaying: $POPRELAY_DIR must be a directory of pop3-wrapper's group that gives others no permission (mode 2770)" "$T/servers.log"
+  : > "$T/servers.log"
+done
+chmod 2770 "$POPRELAY_DIR"
+# a bucket a user owns (as an older pop3-wrapper made them), with a stamp
+# planted in it: it grants nothing, pop3-wrapper does not write in it, and
+# the next build replaces it, contents and all
+b=$(dirname "$(stampfile 127.0.0.10)")
+chown 65534 "$b"; chmod 2777 "$b"
+printf 'user mallory\n' > "$b/127.0.0.10.planted"
+for a in $(seq 1 60); do a=198.51.100.$a; echo "bucket $a" | "$BIN/tests/unit/t-stamp" | grep -q " $(basename "$b")\$" && break; done
+printf 'user mallory\n' > "$b/$a"
+t relay-open
+expect_grep "a bucket the user owns: relay-open says its stamps grant nothing" 0 "skipping $b: a bucket whose owner or mode is not the relay directory's: its stamps grant nothing"
+is "a bucket the user owns: the planted stamp grants nothing" "$(decision $a "$POPRELAY_CDB" | grep -c RELAYCLIENT)" 0
+is "a bucket the user owns: nor the stamp a login wrote there" "$(decision 127.0.0.10 "$POPRELAY_CDB" | grep -c RELAYCLIENT)" 0
+is "and the build replaced it: the relay directory's owner, no planted stamp" "$(stat -c %u:%g:%a "$b") $(ls -A "$b" | wc -l | tr -d ' ')" "0:$G:2770 0"
+chown 65534 "$b"
+out=$(tcpclient -H -R -l test -i 127.0.0.10 127.0.0.1 110 sh -c 'cat <&6' 2>&1)
+ok "set-gid: a bucket of the user's is not written in" grep -q "not granting relaying: $b has an owner, group or mode that relay-open does not give a bucket" "$T/servers.log"
+relay-open >/dev/null 2>&1
+# a user with the right to bind low ports (authbind, a setcap'd
+# interpreter) runs a server of their own on one: the socket was not
+# accepted by root
+background setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps +net_bind_service --ambient-caps +net_bind_service \
+  tcpserver -H -R -l test 127.0.0.1 99 env -i PATH="$PATH" POPRELAY_DIR="$POPRELAY_DIR" "$SG" sh -c 'echo session' 2>>"$T/servers.log"
+usersrv=$lastpid
+waitfor "the user's server on 99" 40 tcpclient -H -R -l test -i 127.0.0.2 127.0.0.1 99 true
+out=$(tcpclient -H -R -l test -i 127.0.0.14 127.0.0.1 99 sh -c 'cat <&6' 2>&1)
+is "a privileged port that a user's server accepted on: the session runs" "$out" session
+no "a privileged port that a user's server accepted on: no grant" stampfile 127.0.0.14
+ok "and the log says why" grep -q "not granting relaying: the socket on fd 0: it was accepted by uid 65534, not by root" "$T/servers.log"
+stop $usersrv
 # a socket accepted in another network namespace, whose peer address its
 # owner chose, handed to pop3-wrapper in this one
 outer=$$

@@ -105,10 +105,11 @@ is "every key beyond the static ones is one whole IPv4 address: no empty key, no
   "$(cdb -l -m "$T/rules.cdb" | sort -u | comm -23 - "$T/static.keys" | grep -cv '^[0-9]\{1,3\}\.[0-9]\{1,3\}\.[0-9]\{1,3\}\.[0-9]\{1,3\}$')" 0
 rm -rf "$T/relay/junkdir" "$b5/10.10.10.10" "$b5/notes.txt" "$b5/192.0.2.99" "$b5/.tmp.1.abc" "$b5/0192.0.2.5" "$b5/$wrong"
 
-# an unreadable stamp, seen by a relay-open that is not root
+# an unreadable stamp, seen by a relay-open that is not root (the relay
+# directory's group, as a relay-open -l run by a member of it)
 grant 192.0.2.50
 s=$(stampfile 192.0.2.50)
-chmod 755 "$T" "$T/relay" "$T"/relay/*; chmod 644 "$T/rules" "$T"/relay/*/*
+chgrp -R 65534 "$T/relay"; chmod 755 "$T"; chmod 750 "$T/relay" "$T"/relay/*; chmod 644 "$T/rules"; chmod 640 "$T"/relay/*/*
 chmod 000 "$s"
 mkdir -p "$T/nobody"; chown 65534 "$T/nobody"
 t setpriv --reuid=65534 --regid=65534 --clear-groups env POPRELAY_CACHE="$T/nobody/cache" POPRELAY_CDB="$T/nobody/rules.cdb" relay-open
@@ -236,6 +237,8 @@ is "two cdbs, one cache: every build of b.cdb had its own grant" "$(cat "$T/b.cd
 
 # --- the scan cache: changes are seen, damage is not trusted ---
 rm -rf "$T/relay" "$T/cache"; mkdir "$T/relay"
+t relay-open
+is "the first build makes the 256 buckets" "$(ls "$T/relay" | grep -c '^[0-9a-f][0-9a-f]$')" 256
 for a in 192.0.2.1 192.0.2.2 192.0.2.3; do grant $a; done
 sleep 1.1   # older than a second: cacheable
 relay-open >/dev/null 2>&1
@@ -267,7 +270,9 @@ done
 is "20 logins, each followed at once by a build: every one is in the cdb" "$miss" 0
 sleep 1.1
 relay-open >/dev/null 2>&1
-for f in "$T"/cache/scan/*; do printf '\377' | dd of="$f" bs=1 seek=40 conv=notrunc 2>/dev/null; done
+# one byte of each file flipped (setting it would leave the ~1 in 256
+# that already held that value undamaged)
+for f in "$T"/cache/scan/*; do perl -e 'open(F, "+<", $ARGV[0]) or die; seek(F, 40, 0); read(F, $c, 1); seek(F, 40, 0); print F chr(ord($c) ^ 0xff)' "$f"; done
 t relay-open -v
 expect_grep "a damaged cache is not trusted: every bucket is read again" 0 "read $(ls "$T/relay" | wc -l) of 256 buckets"
 is "and the grants are right" "$(for a in 192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4; do decision $a "$T/rules.cdb" | grep -c RELAYCLIENT; done | tr -d '\n')" 1011
@@ -285,6 +290,49 @@ t relay-open -l
 expect_grep "list: a live grant, with user and time left" 0 "^192.0.2.1 user=user granted=20[0-9-]*T[0-9:]*Z expires-in=1[0-9]*s status=granted$"
 expect_grep "list: a stale stamp" 0 "^192.0.2.3 user=user .* expires-in=0s status=expired$"
 expect_grep "list: a denied one, with its rule's line, user name escaped" 0 "^10.9.0.1 user=eve\\\\x20l .* status=denied rule-line=4$"
+t relay-open -l -c "$T/no-cache-yet"
+is "list before any build (no cache directory yet): no warning, nothing made" "$(printf '%s\n' "$out" | grep -c -v '^[0-9]') $(test -e "$T/no-cache-yet" && echo made)" "0 "
+
+# --- POPRELAY_USERMAX: a cap on one user's grants, the newest win ---
+rm -rf "$T/relay"; mkdir "$T/relay"
+printf ':allow\n10.7.7.:deny\n' > "$T/rules-cap"
+touch -d '-10 sec' "$T/rules-cap"
+for a in 10.5.0.1 10.5.0.2 10.5.0.3 10.5.0.4; do grant $a alice; done
+grant 10.6.0.1 bob; grant 10.7.7.7 alice
+age 10.5.0.1 400; age 10.5.0.2 300; age 10.5.0.3 200; age 10.5.0.4 100
+t relay-open -r "$T/rules-cap" -m 2
+expect_grep "-m 2: alice's older grants are refused, with the reason" 0 "warning: not granting 10.5.0.2: its user has POPRELAY_USERMAX newer grants"
+for a in 10.5.0.3 10.5.0.4 10.6.0.1; do
+  is "-m 2: $a granted (alice's two newest, bob's)" "$(decision $a "$T/rules.cdb" | grep -c RELAYCLIENT)" 1
+done
+for a in 10.5.0.1 10.5.0.2; do
+  is "-m 2: $a, one of alice's older ones, not granted" "$(decision $a "$T/rules.cdb" | grep -c RELAYCLIENT)" 0
+done
+is "-m 2: her newest stamp, under a static deny, does not count against her" "$(relay-open -l -r "$T/rules-cap" -m 2 | grep '^10.7.7.7 ' | sed 's/.*status=//')" "denied rule-line=2"
+is "-l -m 2: the refused ones are listed over-cap" "$(relay-open -l -r "$T/rules-cap" -m 2 | grep over-cap | cut -d' ' -f1 | sort | tr '\n' ' ')" "10.5.0.1 10.5.0.2 "
+t env POPRELAY_USERMAX=3 relay-open -r "$T/rules-cap"
+is "POPRELAY_USERMAX=3: three of alice's" "$(for a in 10.5.0.1 10.5.0.2 10.5.0.3 10.5.0.4; do decision $a "$T/rules.cdb" | grep -c RELAYCLIENT; done | tr -d '\n')" 0111
+t relay-open -r "$T/rules-cap"
+is "no cap (the default): all of them" "$(for a in 10.5.0.1 10.5.0.2 10.5.0.3 10.5.0.4; do decision $a "$T/rules.cdb" | grep -c RELAYCLIENT; done | tr -d '\n')" 1111
+sleep 1.1; relay-open -r "$T/rules-cap" -m 2 >/dev/null 2>&1
+grant 10.5.0.1 alice
+t relay-open -r "$T/rules-cap" -m 2
+is "-m 2 from the scan cache: a new login of alice's wins over her older grants" "$(for a in 10.5.0.1 10.5.0.2 10.5.0.3 10.5.0.4; do decision $a "$T/rules.cdb" | grep -c RELAYCLIENT; done | tr -d '\n')" 1001
+
+# --- link-local addresses: not granted unless asked ---
+rm -rf "$T/relay"; mkdir "$T/relay"
+for a in 169.254.7.1 fe80::7; do
+  t env TCPREMOTEIP=$a pop3-wrapper true
+  expect "a login from link-local $a: not granted" 0 "pop3-wrapper: warning: not granting relaying to $a: it is a link-local address (see POPRELAY_LINKLOCAL)"
+  env POPRELAY_LINKLOCAL=1 TCPREMOTEIP=$a pop3-wrapper true 2>/dev/null
+  ok "with POPRELAY_LINKLOCAL=1, pop3-wrapper grants $a" stampfile $a
+done
+t relay-open -T ucspi-tcp-ipv6
+expect_grep "relay-open does not grant a link-local stamp either" 0 "not granting fe80::7: it is a link-local address"
+is "169.254.7.1 not in the cdb" "$(decision 169.254.7.1 "$T/rules.cdb" | grep -c RELAYCLIENT)" 0
+t relay-open -T ucspi-tcp-ipv6 -L 1
+is "-L 1: 169.254.7.1 granted" "$(decision 169.254.7.1 "$T/rules.cdb" | grep -c RELAYCLIENT)" 1
+is "-L 1: fe80::7 granted" "$(TCPRULESCHECK=$U6/tcprulescheck decision fe80::7 "$T/rules.cdb" | grep -c RELAYCLIENT)" 1
 
 # --- IPv6, ucspi-tcp-ipv6 keys, checked with its own tcprulescheck ---
 rm -rf "$T/relay"; mkdir "$T/relay"

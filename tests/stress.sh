@@ -65,6 +65,7 @@ svc_open=$lastpid
 background relay-clean -w -q 2>>"$T/clean-w.log"
 svc_clean=$lastpid
 waitfor "relay-open -w listening" 200 relay_open_listening
+waitfor "its first build" 200 test -s "$POPRELAY_CDB"
 
 # logins. Each worker notes an address in its log before logging in from
 # it; a ticker writes the time into every log 20 times a second, so that

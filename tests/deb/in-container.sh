@@ -78,7 +78,9 @@ phase_install () {
   done
   waitfor "first build" 100 test -f "$CDB"
   is "relay-open built the cdb, mode 0644" "$(perms $CDB)" "644 root:root"
-  is "relay-open -w made its fifo in the relay directory" "$(stat -c '%F %a %U:%G' $RELAY/.rebuild 2>&1)" "fifo 620 root:poprelay"
+  is "relay-open -w made its fifo directory in the relay directory" "$(stat -c '%F %a %U:%G' $RELAY/.rebuild 2>&1)" "directory 2770 root:poprelay"
+  is "and its fifo in it" "$(stat -c '%F %a %U:%G' $RELAY/.rebuild/relay-open.* 2>&1)" "fifo 620 root:poprelay"
+  is "relay-open made the 256 buckets, root:poprelay 2770" "$(stat -c '%a %U:%G' $RELAY/[0-9a-f][0-9a-f] | sort | uniq -c | sed 's/^ *//')" "256 2770 root:poprelay"
   t journal relay-open
   expect_grep "journalctl -u relay-open shows the build line" 0 "^relay-open: info: built $CDB: 0 grants, 2 static records"
   for u in relay-open relay-clean; do
@@ -97,10 +99,11 @@ phase_install () {
   # the sandbox lets relay-open give its fifo the relay directory's group
   # when the group does not come by the set-gid bit
   chmod g-s $RELAY
-  rm -f $RELAY/.rebuild
+  rm -rf $RELAY/.rebuild
   systemctl restart relay-open
-  waitfor "fifo" 100 test -p $RELAY/.rebuild
-  is "without the directory's set-gid bit, relay-open still makes its fifo root:poprelay" "$(stat -c '%F %a %U:%G' $RELAY/.rebuild 2>&1)" "fifo 620 root:poprelay"
+  waitfor "fifo" 100 sh -c "test -p $RELAY/.rebuild/relay-open.*"
+  is "without the directory's set-gid bit, relay-open still makes its fifo directory root:poprelay" "$(stat -c '%F %U:%G' $RELAY/.rebuild 2>&1)" "directory root:poprelay"
+  is "and its fifo root:poprelay" "$(stat -c '%F %a %U:%G' $RELAY/.rebuild/relay-open.* 2>&1)" "fifo 620 root:poprelay"
   chmod g+s $RELAY
   is "127.0.0.9 is still refused by the static rules" "$(decision 127.0.0.9 $CDB)" "rule 127.0.0.9: deny connection"
 
@@ -142,7 +145,7 @@ EOC
   is "swaks from 127.0.0.6 (wrong password): refused" "$(e2e_rcpt 127.0.0.6 25)" 550
   f=$(stampfile 127.0.0.5 2>/dev/null)
   is "the stamp belongs to Dovecot's user, group poprelay" "$(perms "$f")" "640 dovecot:poprelay"
-  is "in a bucket the relay group may write" "$(perms "$(dirname "$f")")" "2770 dovecot:poprelay"
+  is "in a bucket that relay-open made, that the relay group may write" "$(perms "$(dirname "$f")")" "2770 root:poprelay"
   ok "the stamp says alice, from Dovecot" grep -q '^user alice$' "$f"
   # the mail session Dovecot runs after the post-login script is alice's,
   # without the group poprelay: a POP3 session held open with tcpclient

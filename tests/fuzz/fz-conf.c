@@ -27,9 +27,11 @@
 static uint8_t const *data ;
 static size_t size ;
 
-static char const *const names[] = { "POPRELAY_DIR", "POPRELAY_CACHE", "POPRELAY_RULES", "POPRELAY_CDB", "POPRELAY_TTL", "POPRELAY_SKEW", "POPRELAY_GRACE", "POPRELAY_TCPRULES", "POPRELAY_NEVER", "POPRELAY_ENV", "POPRELAY_BOGUS", "POPRELAY_dir" } ;
+static char const *const names[] = { "POPRELAY_DIR", "POPRELAY_CACHE", "POPRELAY_RULES", "POPRELAY_CDB", "POPRELAY_TTL", "POPRELAY_SKEW", "POPRELAY_GRACE", "POPRELAY_TCPRULES", "POPRELAY_NEVER", "POPRELAY_ENV", "POPRELAY_USERMAX", "POPRELAY_LINKLOCAL", "POPRELAY_BOGUS", "POPRELAY_dir" } ;
 #define NNAMES (sizeof names / sizeof *names)
-static char const letters[] = "dcrotkgTne" ;
+/* the variables that exist, and their option letters */
+#define NVARS 12
+static char const letters[] = "dcrotkgTnemL" ;
 
 static int ref_uint (char const *s, unsigned long min, unsigned long max, unsigned int *u)
 {
@@ -57,7 +59,8 @@ static int same_conf (conf_t const *a, conf_t const *b)
   return !strcmp(a->dir, b->dir) && !strcmp(a->cache, b->cache) && !strcmp(a->rules, b->rules) && !strcmp(a->cdb, b->cdb)
       && a->ttl == b->ttl && a->skew == b->skew && a->grace == b->grace && a->keys == b->keys
       && a->nnever == b->nnever && !memcmp(a->never, b->never, a->nnever * sizeof(ipnet_t))
-      && a->env.len == b->env.len && (!a->env.len || !memcmp(a->env.s, b->env.s, a->env.len)) ;
+      && a->env.len == b->env.len && (!a->env.len || !memcmp(a->env.s, b->env.s, a->env.len))
+      && a->usermax == b->usermax && a->linklocal == b->linklocal ;
 }
 
 static void check_accepted (conf_t const *c, conf_t const *def, unsigned int which, char const *v)
@@ -156,6 +159,14 @@ static void check_accepted (conf_t const *c, conf_t const *def, unsigned int whi
       x.env.len = 0 ;
       break ;
     }
+    case 10 :
+      FZ_CHECK(ref_uint(v, 0, 65535, &u) && u == c->usermax, "POPRELAY_USERMAX accepted \"%s\" as %u", v, c->usermax) ;
+      x.usermax = def->usermax ;
+      break ;
+    case 11 :
+      FZ_CHECK((!strcmp(v, "0") && !c->linklocal) || (!strcmp(v, "1") && c->linklocal), "POPRELAY_LINKLOCAL accepted \"%s\"", v) ;
+      x.linklocal = def->linklocal ;
+      break ;
     default :
       FZ_CHECK(0, "%s was accepted", names[which]) ;
   }
@@ -183,7 +194,7 @@ int LLVMFuzzerTestOneInput (uint8_t const *d, size_t s)
   conf_defaults(&c2) ;
   ok = conf_set(&c, names[which], v, &why) ;
   FZ_CHECK(ok == 0 || ok == 1, "conf_set returned %d", ok) ;
-  if (how == 1 && which < 10)
+  if (how == 1 && which < NVARS)
   {
     ok2 = conf_setopt(&c2, letters[which], v, &why2) ;
     FZ_CHECK(ok2 == ok && (ok || why2 == why || !strcmp(why2, why)), "-%c and %s answer differently", letters[which], names[which]) ;
@@ -197,8 +208,8 @@ int LLVMFuzzerTestOneInput (uint8_t const *d, size_t s)
     ok2 = conf_env(&c2, list, &bad, &why2) ;
     unsetenv(names[which]) ;
     FZ_CHECK(ok2 == ok, "conf_env and conf_set answer differently for %s", names[which]) ;
-    if (which < 10 && !ok) FZ_CHECK(bad == names[which], "conf_env names %s", bad) ;
-    if (which < 10 && ok) FZ_CHECK(same_conf(&c, &c2), "conf_env and conf_set set different values") ;
+    if (which < NVARS && !ok) FZ_CHECK(bad == names[which], "conf_env names %s", bad) ;
+    if (which < NVARS && ok) FZ_CHECK(same_conf(&c, &c2), "conf_env and conf_set set different values") ;
   }
   FZ_CHECK(conf_setopt(&c2, 'Z', v, &why2) == -1 && !conf_optvar('Z'), "-Z sets a variable") ;
 

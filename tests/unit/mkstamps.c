@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <skalibs/stralloc.h>
+#include "relaydir.h"
 #include "stamp.h"
 
 char const *PROG = "mkstamps" ;
@@ -25,6 +26,7 @@ int main (int argc, char **argv)
 {
   char line[256] ;
   int dirfd, bfd[STAMP_BUCKETS] ;
+  struct stat dirst ;
   int empty = 0 ;
   long age ;
   unsigned long n = 0 ;
@@ -34,7 +36,7 @@ int main (int argc, char **argv)
   if (argc < 2 || argv[1][0] == '-') { fprintf(stderr, "usage: mkstamps [-e] dir [age] < addresses\n") ; return 100 ; }
   age = argc > 2 ? atol(argv[2]) : 0 ;
   dirfd = open(argv[1], O_RDONLY | O_DIRECTORY) ;
-  if (dirfd == -1) { perror(argv[1]) ; return 111 ; }
+  if (dirfd == -1 || fstat(dirfd, &dirst) == -1) { perror(argv[1]) ; return 111 ; }
   for (unsigned int i = 0 ; i < STAMP_BUCKETS ; i++) bfd[i] = -1 ;
   memset(&si, 0, sizeof si) ;
   strcpy(si.user, "bulk") ;
@@ -53,7 +55,7 @@ int main (int argc, char **argv)
     if (bfd[b] == -1)
     {
       stamp_bucketname(bname, b) ;
-      mkdirat(dirfd, bname, 0755) ;
+      if (!relaydir_make(dirfd, bname, &dirst)) { perror(bname) ; return 111 ; }
       bfd[b] = openat(dirfd, bname, O_RDONLY | O_DIRECTORY) ;
       if (bfd[b] == -1) { perror(bname) ; return 111 ; }
     }
