@@ -136,7 +136,8 @@ is "and only the live stamps are left" "$(find "$POPRELAY_DIR" -type f ! -name '
 # involved). A bucket is made under a temp name, given its owner and mode,
 # and renamed into place: a kill at any step leaves a temp directory and no
 # bucket, never a bucket with the wrong mode that locks others out.
-rm -rf "$POPRELAY_DIR"; mkdir "$POPRELAY_DIR"; chgrp 4242 "$POPRELAY_DIR"; chmod 2770 "$POPRELAY_DIR"
+POPRELAY_DIR=$T/relay-made; POPRELAY_CACHE=$T/cache-made
+mkdir "$POPRELAY_DIR"; chgrp 4242 "$POPRELAY_DIR"; chmod 2770 "$POPRELAY_DIR"
 for call in mkdirat fchmod renameat2; do
   strace -f -o /dev/null -e trace=$call -e inject=$call:signal=SIGKILL:when=1 env TCPREMOTEIP=127.0.0.5 pop3-wrapper -q true 2>/dev/null
   is "made as the relay directory's owner, killed at $call: no bucket with another mode or owner" \
