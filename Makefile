@@ -15,7 +15,7 @@ DESTDIR =
 PROGRAMS = pop3-wrapper relay-open relay-clean
 MANPAGES = pop3-wrapper.8 relay-open.8 relay-clean.8
 UNITS = tests/unit/t-ip tests/unit/t-rules tests/unit/t-stamp tests/unit/t-conf tests/unit/mkstamps tests/unit/logsink tests/unit/t-s6rules tests/unit/s6check
-MODULES = ip conf rules stamp scan cdbout trigger relaydir peer s6rules
+MODULES = ip conf rules stamp scan watch sources grant chain cdbout trigger relaydir peer s6rules
 
 all: $(addprefix $(B)/,$(PROGRAMS))
 
@@ -25,25 +25,25 @@ $(B)/%.o: %.c $(wildcard *.h) $(wildcard tests/unit/*.h) conf-cc
 	@mkdir -p $(dir $@)
 	$(CC_) -I. -c -o $@ $<
 
-$(B)/pop3-wrapper: $(addprefix $(B)/,pop3-wrapper.o ip.o conf.o rules.o stamp.o trigger.o relaydir.o peer.o) conf-ld
+$(B)/pop3-wrapper: $(addprefix $(B)/,pop3-wrapper.o ip.o conf.o rules.o stamp.o trigger.o relaydir.o peer.o chain.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
-$(B)/relay-open: $(addprefix $(B)/,relay-open.o ip.o conf.o rules.o stamp.o scan.o cdbout.o trigger.o relaydir.o s6rules.o) conf-ld
+$(B)/relay-open: $(addprefix $(B)/,relay-open.o ip.o conf.o rules.o stamp.o scan.o watch.o sources.o grant.o cdbout.o trigger.o relaydir.o s6rules.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(CDB) $(SKARNET)
 
-$(B)/relay-clean: $(addprefix $(B)/,relay-clean.o ip.o conf.o rules.o stamp.o scan.o trigger.o relaydir.o) conf-ld
+$(B)/relay-clean: $(addprefix $(B)/,relay-clean.o ip.o conf.o rules.o stamp.o scan.o watch.o sources.o chain.o trigger.o relaydir.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
 $(B)/tests/unit/t-ip: $(addprefix $(B)/,tests/unit/t-ip.o ip.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
-$(B)/tests/unit/t-rules: $(addprefix $(B)/,tests/unit/t-rules.o rules.o ip.o cdbout.o) conf-ld
+$(B)/tests/unit/t-rules: $(addprefix $(B)/,tests/unit/t-rules.o stamp.o rules.o ip.o cdbout.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(CDB) $(SKARNET)
 
 $(B)/tests/unit/t-stamp: $(addprefix $(B)/,tests/unit/t-stamp.o stamp.o ip.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
-$(B)/tests/unit/t-conf: $(addprefix $(B)/,tests/unit/t-conf.o conf.o rules.o ip.o) conf-ld
+$(B)/tests/unit/t-conf: $(addprefix $(B)/,tests/unit/t-conf.o conf.o rules.o stamp.o ip.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
 $(B)/tests/unit/mkstamps: $(addprefix $(B)/,tests/unit/mkstamps.o stamp.o ip.o relaydir.o) conf-ld
@@ -52,7 +52,7 @@ $(B)/tests/unit/mkstamps: $(addprefix $(B)/,tests/unit/mkstamps.o stamp.o ip.o r
 $(B)/tests/unit/logsink: $(B)/tests/unit/logsink.o conf-ld
 	$(LD_) -o $@ $(filter %.o,$^)
 
-$(B)/tests/unit/t-s6rules: $(addprefix $(B)/,tests/unit/t-s6rules.o s6rules.o rules.o ip.o) conf-ld
+$(B)/tests/unit/t-s6rules: $(addprefix $(B)/,tests/unit/t-s6rules.o stamp.o s6rules.o rules.o ip.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
 # the checker uses s6's lookup and skalibs' cdb reader, nothing of poprelay
@@ -91,22 +91,22 @@ $(addprefix $(B)/tests/fuzz/,$(addsuffix .o,$(FUZZERS))): tests/fuzz/fz.h
 $(B)/tests/fuzz/fz-ip: $(addprefix $(B)/,tests/fuzz/fz-ip.o ip.o stamp.o)
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
-$(B)/tests/fuzz/fz-rules: $(addprefix $(B)/,tests/fuzz/fz-rules.o rules.o ip.o)
+$(B)/tests/fuzz/fz-rules: $(addprefix $(B)/,tests/fuzz/fz-rules.o stamp.o rules.o ip.o)
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
-$(B)/tests/fuzz/fz-tcprules: $(addprefix $(B)/,tests/fuzz/fz-tcprules.o rules.o ip.o cdbout.o)
+$(B)/tests/fuzz/fz-tcprules: $(addprefix $(B)/,tests/fuzz/fz-tcprules.o stamp.o rules.o ip.o cdbout.o)
 	$(LD_) -o $@ $(filter %.o,$^) $(CDB) $(SKARNET)
 
 $(B)/tests/fuzz/fz-stamp: $(addprefix $(B)/,tests/fuzz/fz-stamp.o stamp.o ip.o)
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
-$(B)/tests/fuzz/fz-conf: $(addprefix $(B)/,tests/fuzz/fz-conf.o conf.o rules.o ip.o)
+$(B)/tests/fuzz/fz-conf: $(addprefix $(B)/,tests/fuzz/fz-conf.o conf.o rules.o stamp.o ip.o)
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
 $(B)/tests/fuzz/fz-argv: $(addprefix $(B)/,tests/fuzz/fz-argv.o ip.o)
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
-$(B)/tests/fuzz/fz-s6: $(addprefix $(B)/,tests/fuzz/fz-s6.o s6rules.o rules.o ip.o)
+$(B)/tests/fuzz/fz-s6: $(addprefix $(B)/,tests/fuzz/fz-s6.o s6rules.o stamp.o rules.o ip.o)
 	$(LD_) -o $@ $(filter %.o,$^) $(S6) $(SKARNET)
 
 sanitize:

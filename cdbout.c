@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <skalibs/djbunix.h>
 #include "cdbout.h"
 
 int cdbout_start (cdbout_t *c, char const *target)
@@ -48,12 +49,12 @@ int cdbout_finish (cdbout_t *c)
 
 void cdbout_abort (cdbout_t *c)
 {
-  int e = errno ;
+  int e = errno ;   /* the caller reports the error that brought us here */
   /* tinycdb frees its record lists only in cdb_make_finish: let it write
      its tables into the doomed file, so that a long-running relay-open
      does not leak a build's worth of memory at each failure */
   if (c->started) { c->started = 0 ; cdb_make_finish(&c->m) ; }
-  if (c->fd >= 0) { close(c->fd) ; c->fd = -1 ; }
+  if (c->fd >= 0) { fd_close(c->fd) ; c->fd = -1 ; }
   if (c->tmp.s) unlink(c->tmp.s) ;
   errno = e ;
 }

@@ -12,6 +12,7 @@ void conf_defaults (conf_t *c)
   c->cache = CONF_CACHE ;
   c->rules = CONF_RULES ;
   c->cdb = CONF_CDB ;
+  c->hosts = 0 ;
   c->ttl = CONF_TTL ;
   c->skew = CONF_SKEW ;
   c->grace = CONF_GRACE ;
@@ -54,6 +55,7 @@ int conf_set (conf_t *c, char const *name, char const *value, char const **why)
   if (!strcmp(name, "POPRELAY_CACHE")) return path(&c->cache, value, why) ;
   if (!strcmp(name, "POPRELAY_RULES")) return path(&c->rules, value, why) ;
   if (!strcmp(name, "POPRELAY_CDB")) return path(&c->cdb, value, why) ;
+  if (!strcmp(name, "POPRELAY_HOSTS")) return path(&c->hosts, value, why) ;
   if (!strcmp(name, "POPRELAY_TTL"))
   {
     if (conf_uint(value, 1, CONF_TTLMAX, &c->ttl)) return 1 ;
@@ -141,6 +143,7 @@ char const *conf_optvar (int opt)
     case 'g' : return "POPRELAY_GRACE" ;
     case 'm' : return "POPRELAY_USERMAX" ;
     case 'L' : return "POPRELAY_LINKLOCAL" ;
+    case 'H' : return "POPRELAY_HOSTS" ;
     default : return 0 ;
   }
 }

@@ -16,6 +16,7 @@ struct conf_s
   char const *cache ;    /* POPRELAY_CACHE: relay-open's lock and scan cache */
   char const *rules ;    /* POPRELAY_RULES: static rules, tcprules syntax */
   char const *cdb ;      /* POPRELAY_CDB: the cdb tcpserver -x reads */
+  char const *hosts ;    /* POPRELAY_HOSTS: relay directories pushed by other hosts, or 0 */
   unsigned int ttl ;     /* POPRELAY_TTL: seconds a grant lasts */
   unsigned int skew ;    /* POPRELAY_SKEW: seconds a stamp may be ahead */
   unsigned int grace ;   /* POPRELAY_GRACE: seconds before a temp file is abandoned */
@@ -48,7 +49,7 @@ extern int conf_env (conf_t *, char const *const *names, char const **bad, char 
 
 /* The option that sets a variable has the same letter in every program:
    d dir, c cache, r rules, o cdb, t ttl, k skew, n never, e env,
-   T tcprules, g grace, m usermax, L linklocal. conf_setopt returns 1, 0 with *why for a bad
+   T tcprules, g grace, m usermax, L linklocal, H hosts. conf_setopt returns 1, 0 with *why for a bad
    value, or -1 if opt sets no variable. */
 extern char const *conf_optvar (int opt) ;
 extern int conf_setopt (conf_t *, int opt, char const *arg, char const **why) ;

@@ -5,6 +5,7 @@
    parses addresses itself: a small grammar, fuzzed against inet_pton. */
 
 #include <string.h>
+#include <skalibs/types.h>
 #include "ip.h"
 
 static unsigned char const v4mapped[12] = { 0,0,0,0, 0,0,0,0, 0,0,0xff,0xff } ;
@@ -155,7 +156,6 @@ static size_t fmt4 (char *s, unsigned char const *b)
 /* minrun: the shortest run of zero groups that is compressed. */
 static size_t fmt6 (char *s, unsigned char const *b, unsigned int minrun)
 {
-  static char const hex[] = "0123456789abcdef" ;
   unsigned int g[8] ;
   int best = -1 ;
   unsigned int bestlen = 0 ;
@@ -178,12 +178,7 @@ static size_t fmt6 (char *s, unsigned char const *b, unsigned int minrun)
       continue ;
     }
     if (i && !(best >= 0 && i == (unsigned int)best + bestlen)) s[n++] = ':' ;
-    int started = 0 ;
-    for (int sh = 12 ; sh >= 0 ; sh -= 4)
-    {
-      unsigned int d = (g[i] >> sh) & 15 ;
-      if (d || started || !sh) { s[n++] = hex[d] ; started = 1 ; }
-    }
+    n += uint16_xfmt(s + n, (uint16_t)g[i]) ;
   }
   s[n] = 0 ;
   return n ;

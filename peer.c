@@ -11,8 +11,8 @@
 #include <sys/auxv.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <skalibs/djbunix.h>
 #include <skalibs/types.h>
-#include "conf.h"
 #include "peer.h"
 
 #ifndef SO_NETNS_COOKIE
@@ -24,6 +24,13 @@ int peer_privileged (void)
   return getuid() != geteuid() || getgid() != getegid() || getauxval(AT_SECURE) ;
 }
 
+/* a whole string of decimal digits (skalibs' uint_scan), at most max */
+static int decimal (char const *s, unsigned int max, unsigned int *u)
+{
+  size_t n = uint_scan(s, u) ;
+  return n && !s[n] && (n == 1 || s[0] != '0') && *u <= max ;
+}
+
 static void fmtlocal (char *s, ip_t const *ip, unsigned int port)
 {
   size_t n = 0 ;
@@ -32,11 +39,8 @@ static void fmtlocal (char *s, ip_t const *ip, unsigned int port)
   if (!ip_is4(ip)) s[n++] = ']' ;
   if (port)
   {
-    char d[6] ;
-    size_t k = 0 ;
     s[n++] = ':' ;
-    do d[k++] = (char)('0' + port % 10) ; while (port /= 10) ;
-    while (k) s[n++] = d[--k] ;
+    n += uint_fmt(s + n, port) ;
   }
   s[n] = 0 ;
 }
@@ -100,7 +104,7 @@ static void localfromenv (peer_t *p, char const *proto)
   if (!a) { a = getenv("LOCAL_IP") ; port = 0 ; }
   if (!a) { localfromsocket(p) ; return ; }
   if (!ip_scan(&ip, a, strlen(a))) return ;
-  if (port && !conf_uint(port, 1, 65535, &u)) u = 0 ;
+  if (port && (!decimal(port, 65535, &u) || !u)) u = 0 ;
   fmtlocal(p->local, &ip, u) ;
 }
 
@@ -167,11 +171,11 @@ static int samenetns (int fd, char const **why)
   if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &a, &la) == -1
    || getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, &b, &lb) == -1)
   {
-    close(s) ;
+    fd_close(s) ;
     *why = "this kernel cannot tell a socket's network namespace (SO_NETNS_COOKIE, Linux 5.14)" ;
     return 0 ;
   }
-  close(s) ;
+  fd_close(s) ;
   if (a != b) { *why = "the socket on fd 0 belongs to another network namespace" ; return 0 ; }
   return 1 ;
 }
@@ -184,11 +188,11 @@ static unsigned int unprivstart (void)
   int fd = open("/proc/sys/net/ipv4/ip_unprivileged_port_start", O_RDONLY | O_CLOEXEC) ;
   if (fd == -1) return 1024 ;
   r = read(fd, buf, sizeof buf - 1) ;
-  close(fd) ;
+  fd_close(fd) ;
   if (r <= 0) return 1024 ;
   buf[r] = 0 ;
   if (buf[r-1] == '\n') buf[r-1] = 0 ;
-  return conf_uint(buf, 0, 65536, &u) ? u : 0 ;
+  return decimal(buf, 65536, &u) ? u : 0 ;
 }
 
 int peer_fromsocket (peer_t *p, char const **why)

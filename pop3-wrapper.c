@@ -27,6 +27,7 @@
 #include <skalibs/stralloc.h>
 #include <skalibs/strerr.h>
 #include <skalibs/types.h>
+#include "chain.h"
 #include "conf.h"
 #include "peer.h"
 #include "relaydir.h"
@@ -126,18 +127,14 @@ static int openbucket (int dirfd, char const *bname, struct stat const *dirst)
   return fd ;
 }
 
-static void grant (conf_t const *c, char const *service, char const *next, int quiet)
+/* Who logged in: the client's address, from the kernel when we run
+   with privileges the invoker has not (set-gid), else from the
+   environment; and whether it may be granted. Returns 1, or 0 after a
+   line saying why not. */
+static int whois (conf_t const *c, peer_t *p, int privileged, int quiet)
 {
-  peer_t p ;
+  char addr[IP_FMT] ;
   char const *why ;
-  char addr[IP_FMT], bname[3] ;
-  int privileged = peer_privileged() ;
-  int dirfd, bfd, locked, granted ;
-  struct stat st ;
-  stampinfo_t si ;
-  stralloc sa = STRALLOC_ZERO ;
-  int64_t now ;
-
   /* Dovecot's checkpassword passdb runs the chain for userdb lookups too,
      which are not logins */
   if (!privileged)
@@ -146,101 +143,127 @@ static void grant (conf_t const *c, char const *service, char const *next, int q
     if (authorized && !strcmp(authorized, "1"))
     {
       if (!quiet) strerr_warni("not granting: AUTHORIZED=1 is a user lookup, not a login") ;
-      return ;
+      return 0 ;
     }
   }
-
-  if (!(privileged ? peer_fromsocket(&p, &why) : peer_fromenv(&p, &why)))
+  if (!(privileged ? peer_fromsocket(p, &why) : peer_fromenv(p, &why)))
   {
-    if (p.via) strerr_warnw("not granting relaying: ", p.via, ": ", why) ;
+    if (p->via) strerr_warnw("not granting relaying: ", p->via, ": ", why) ;
     else strerr_warnw("not granting relaying: ", why) ;
-    return ;
+    return 0 ;
   }
-  ip_fmt(addr, &p.ip) ;
-  why = ip_never(&p.ip) ;
-  if (!why && !c->linklocal) why = ip_linklocal(&p.ip) ;
-  if (why) { strerr_warnw("not granting relaying to ", addr, ": it is ", why) ; return ; }
-  if (ipnets_match(c->never, c->nnever, &p.ip))
+  ip_fmt(addr, &p->ip) ;
+  why = ip_never(&p->ip) ;
+  if (!why && !c->linklocal) why = ip_linklocal(&p->ip) ;
+  if (why) { strerr_warnw("not granting relaying to ", addr, ": it is ", why) ; return 0 ; }
+  if (ipnets_match(c->never, c->nnever, &p->ip))
   {
     strerr_warnw("not granting relaying to ", addr, ": it is in POPRELAY_NEVER") ;
-    return ;
+    return 0 ;
   }
+  return 1 ;
+}
 
-  dirfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) ;
-  if (dirfd == -1) { strerr_warnwusys("open relay directory ", c->dir) ; return ; }
-  if (fstat(dirfd, &st) == -1) { strerr_warnwusys("stat relay directory ", c->dir) ; goto closedir ; }
-  /* Set-gid, the environment is the user's: the directory must be one
-     that only our group can write, which the user cannot make. */
-  if (privileged && (st.st_gid != getegid() || st.st_mode & 07))
+/* The relay directory, open: set-gid, the environment is the user's, so
+   it must be one of our group that gives others nothing, which the user
+   cannot make. Returns the fd, or -1 after a line saying why. */
+static int openrelay (conf_t const *c, int privileged, struct stat *st)
+{
+  int fd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) ;
+  if (fd == -1) { strerr_warnwusys("open relay directory ", c->dir) ; return -1 ; }
+  if (fstat(fd, st) == -1) { strerr_warnwusys("stat relay directory ", c->dir) ; fd_close(fd) ; return -1 ; }
+  if (privileged && (st->st_gid != getegid() || st->st_mode & 07))
   {
     strerr_warnw("not granting relaying: ", c->dir, " must be a directory of pop3-wrapper's group that gives others no permission (mode 2770)") ;
-    goto closedir ;
+    fd_close(fd) ;
+    return -1 ;
   }
+  return fd ;
+}
 
-  stamp_bucketname(bname, stamp_bucket(&p.ip)) ;
-  bfd = openbucket(dirfd, bname, &st) ;
+/* What the stamp says of the login. */
+static void describe (stampinfo_t *si, peer_t const *p, char const *service, char const *next, int64_t now)
+{
+  memset(si, 0, sizeof *si) ;
+  copyfield(si->user, sizeof si->user, getenv("USER")) ;
+  si->uid[uint_fmt(si->uid, (unsigned int)getuid())] = 0 ;
+  si->time[uint64_fmt(si->time, (uint64_t)(now / STAMP_SECOND))] = 0 ;
+  copyfield(si->service, sizeof si->service, service ? service : getenv("SERVICE") ? getenv("SERVICE") : basename_of(next)) ;
+  copyfield(si->local, sizeof si->local, p->local) ;
+  copyfield(si->via, sizeof si->via, p->via) ;
+}
+
+/* Writes the stamp of p under its bucket's lock. Returns 1 with
+   *granted (the address had a live grant already), or 0 after a line
+   saying why not. */
+static int writestamp (conf_t const *c, int dirfd, struct stat const *dirst, peer_t const *p, stampinfo_t *si, char const *service, char const *next, int *granted)
+{
+  char addr[IP_FMT], bname[3] ;
+  stralloc sa = STRALLOC_ZERO ;
+  struct stat old ;
+  int64_t now ;
+  int bfd, ok ;
+  ip_fmt(addr, &p->ip) ;
+  stamp_bucketname(bname, stamp_bucket(&p->ip)) ;
+  bfd = openbucket(dirfd, bname, dirst) ;
   if (bfd == -1)
   {
-    struct stat bst ;
     if (errno != EPERM) strerr_warnwusys("open ", c->dir, "/", bname) ;
-    else if (fstatat(dirfd, bname, &bst, AT_SYMLINK_NOFOLLOW) == -1)
+    else if (fstatat(dirfd, bname, &old, AT_SYMLINK_NOFOLLOW) == -1)
       strerr_warnw("not granting relaying: ", c->dir, "/", bname, " is missing, and only relay-open, relay-clean or the relay directory's owner make buckets") ;
     else strerr_warnw("not granting relaying: ", c->dir, "/", bname, " has an owner, group or mode that relay-open does not give a bucket: relay-open or relay-clean makes it anew") ;
-    goto closedir ;
+    return 0 ;
   }
-  locked = stamp_lock(bfd, LOCKWAIT_MS) ;
-  if (!locked) strerr_warnwusys("lock ", c->dir, "/", bname, " (writing the stamp anyway)") ;
-
+  if (!stamp_lock(bfd, LOCKWAIT_MS)) strerr_warnwusys("lock ", c->dir, "/", bname, " (writing the stamp anyway)") ;
   now = stamp_now() ;
-  {
-    struct stat old ;
-    granted = !fstatat(bfd, addr, &old, AT_SYMLINK_NOFOLLOW) && S_ISREG(old.st_mode)
-      && stamp_state((int64_t)old.st_mtim.tv_sec * 1000000000 + old.st_mtim.tv_nsec, now, c->ttl, c->skew) == STAMP_LIVE ;
-  }
+  *granted = !fstatat(bfd, addr, &old, AT_SYMLINK_NOFOLLOW) && S_ISREG(old.st_mode)
+    && stamp_state(stamp_ns(&old.st_mtim), now, c->ttl, c->skew) == STAMP_LIVE ;
+  describe(si, p, service, next, now) ;
+  ok = stamp_fmt(&sa, si) && stamp_write(bfd, addr, sa.s, sa.len) ;
+  if (!ok) strerr_warnwusys("write stamp ", c->dir, "/", bname, "/", addr) ;
+  fd_close(bfd) ;   /* and unlock: the stamp is in place */
+  stralloc_free(&sa) ;
+  return ok ;
+}
 
-  memset(&si, 0, sizeof si) ;
-  copyfield(si.user, sizeof si.user, getenv("USER")) ;
-  si.uid[uint_fmt(si.uid, (unsigned int)getuid())] = 0 ;
-  si.time[uint64_fmt(si.time, (uint64_t)(now / 1000000000))] = 0 ;
-  copyfield(si.service, sizeof si.service, service ? service : getenv("SERVICE") ? getenv("SERVICE") : basename_of(next)) ;
-  copyfield(si.local, sizeof si.local, p.local) ;
-  copyfield(si.via, sizeof si.via, p.via) ;
-  if (!stamp_fmt(&sa, &si) || !stamp_write(bfd, addr, sa.s, sa.len))
-  {
-    strerr_warnwusys("write stamp ", c->dir, "/", bname, "/", addr) ;
-    goto closebucket ;
-  }
-  close(bfd) ;   /* and unlock: the stamp is in place */
-  bfd = -1 ;
-
-  /* The user name is escaped as in the stamp: a log line must never be
-     forged from inside a field (log watchers have granted relaying on
-     the strength of one). */
-  sa.len = 0 ;
-  if (!(si.user[0] ? stamp_escape(&sa, si.user, sizeof si.user) : stralloc_cats(&sa, "?")) || !stralloc_0(&sa))
-  {
-    sa.len = 0 ;
-    stralloc_cats(&sa, "?") ;
-    stralloc_0(&sa) ;
-  }
-  if (granted) { if (!quiet) strerr_warni("refreshed ", addr, " for ", sa.s, " uid ", si.uid) ; }
+/* The log line of a grant or a refresh, and for a new grant the poke
+   that has relay-open rebuild. The user name is escaped as in the stamp:
+   a log line must never be forged from inside a field (log watchers have
+   granted relaying on the strength of one). */
+static void announce (conf_t const *c, int dirfd, peer_t const *p, stampinfo_t const *si, int granted, int quiet)
+{
+  char addr[IP_FMT] ;
+  stralloc sa = STRALLOC_ZERO ;
+  char const *user = si->user[0] && stamp_escape(&sa, si->user, sizeof si->user) && stralloc_0(&sa) ? sa.s : "?" ;
+  ip_fmt(addr, &p->ip) ;
+  if (granted) { if (!quiet) strerr_warni("refreshed ", addr, " for ", user, " uid ", si->uid) ; }
   else
   {
     unsigned int fifos, stale ;
     int r = trigger_poke(dirfd, &fifos, &stale) ;
-    if (!quiet) strerr_warni("granted ", addr, " to ", sa.s, " uid ", si.uid) ;
+    if (!quiet) strerr_warni("granted ", addr, " to ", user, " uid ", si->uid) ;
     /* No fifo at all: no relay-open -w was set up (cron builds), which is
        no fault. A fifo with no reader is a service that died. */
     if (r < 0) strerr_warnwusys("ask relay-open for a rebuild through ", c->dir, "/" TRIGGER_DIR) ;
     else if (!r && stale) strerr_warnw("no relay-open -w service listens on ", c->dir, "/" TRIGGER_DIR, ": the grant waits for the next rebuild") ;
     else if (!r && !quiet) strerr_warni("no relay-open -w service is set up: the grant takes effect at the next relay-open run") ;
   }
-
- closebucket:
-  if (bfd >= 0) close(bfd) ;
- closedir:
-  close(dirfd) ;
   stralloc_free(&sa) ;
+}
+
+/* The grant of a login: who, the stamp, the word. */
+static void grant (conf_t const *c, char const *service, char const *next, int quiet)
+{
+  int privileged = peer_privileged() ;
+  struct stat st ;
+  stampinfo_t si ;
+  peer_t p ;
+  int dirfd, granted ;
+  if (!whois(c, &p, privileged, quiet)) return ;
+  dirfd = openrelay(c, privileged, &st) ;
+  if (dirfd == -1) return ;
+  if (writestamp(c, dirfd, &st, &p, &si, service, next, &granted)) announce(c, dirfd, &p, &si, granted, quiet) ;
+  fd_close(dirfd) ;
 }
 
 int main (int argc, char const *const *argv)
@@ -312,13 +335,5 @@ int main (int argc, char const *const *argv)
     }
   }
   for (int fd = 0 ; fd < 3 ; fd++) if (closed & 1u << fd) close(fd) ;
-  execvp(argv[0], (char *const *)argv) ;
-  {
-    int e = errno ;
-    int code = e == ENOENT || e == ENOTDIR ? 127
-             : e == ENOMEM || e == EAGAIN || e == ETXTBSY || e == EMFILE || e == ENFILE || e == EIO ? 111 : 126 ;
-    char q[80] ;
-    conf_quote(q, sizeof q, argv[0]) ;   /* one line, whatever the name holds */
-    strerr_diefusys(code, "exec ", q) ;
-  }
+  chain_exec(argv) ;
 }

@@ -13,6 +13,7 @@
 #include <skalibs/fmtscan.h>
 #include <skalibs/types.h>
 #include "relaydir.h"
+#include "stamp.h"
 
 #ifndef RENAME_NOREPLACE
 # define RENAME_NOREPLACE 1
@@ -126,4 +127,14 @@ int relaydir_fixbucket (int dirfd, char const *bname)
   struct stat dir ;
   if (fstat(dirfd, &dir) == -1) return 0 ;
   return relaydir_make(dirfd, bname, &dir) || errno == EPERM || errno == ENOTDIR ;
+}
+
+int relaydir_kind (char const *name)
+{
+  unsigned int b ;
+  if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]))) return RELAYDIR_DOTS ;
+  if (stamp_scanbucketname(name, &b)) return RELAYDIR_BUCKET ;
+  if (!strcmp(name, RELAYDIR_REBUILD)) return RELAYDIR_FIFODIR ;
+  if (!strncmp(name, RELAYDIR_TMPPREFIX, RELAYDIR_TMPPREFIXLEN)) return RELAYDIR_TEMP ;
+  return RELAYDIR_JUNK ;
 }

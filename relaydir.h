@@ -17,9 +17,18 @@
 #include <sys/stat.h>
 
 /* The prefix of the temp names relaydir_make uses at the top of the
-   relay directory. */
+   relay directory, and the name of the fifo directory (trigger.h). */
 #define RELAYDIR_TMPPREFIX ".tmp."
 #define RELAYDIR_TMPPREFIXLEN 5
+#define RELAYDIR_REBUILD ".rebuild"
+
+/* What a name at the top of the relay directory is. */
+#define RELAYDIR_DOTS 0      /* "." or ".." */
+#define RELAYDIR_BUCKET 1    /* a bucket's name (stamp.h) */
+#define RELAYDIR_FIFODIR 2   /* the fifo directory */
+#define RELAYDIR_TEMP 3      /* what relaydir_make was making */
+#define RELAYDIR_JUNK 4      /* anything else */
+extern int relaydir_kind (char const *name) ;
 
 /* 1 if sub, a directory inside the relay directory whose stat is dir, is
    as relaydir_make makes it: the same owner, no permission for others,

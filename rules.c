@@ -6,10 +6,16 @@
    itself. */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <skalibs/djbunix.h>
 #include "ip.h"
 #include "rules.h"
+#include "stamp.h"
 
 static uint32_t hashkey (char const *s, size_t len)
 {
@@ -161,6 +167,38 @@ static int parseline (rules_t *r, char const *x, size_t len, uint32_t line, char
   return addaddress(r, x, colon, datastart, r->store.len - datastart, line, what) ;
 }
 
+#define rec_(r, i) (genalloc_s(rule_t, &(r)->recs) + (i))
+
+char const *rules_key (rules_t const *r, size_t i, size_t *len)
+{
+  *len = rec_(r, i)->keylen ;
+  return r->store.s + rec_(r, i)->key ;
+}
+
+char const *rules_data (rules_t const *r, long i, size_t *len)
+{
+  if (i < 0) { *len = 0 ; return 0 ; }
+  *len = rec_(r, i)->datalen ;
+  return r->store.s + rec_(r, i)->data ;
+}
+
+uint32_t rules_line (rules_t const *r, size_t i)
+{
+  return rec_(r, i)->line ;
+}
+
+int rules_isdefault (rules_t const *r, long i)
+{
+  return i >= 0 && i == r->deflt ;
+}
+
+int rules_isdeny (rules_t const *r, long i)
+{
+  size_t len ;
+  char const *d = rules_data(r, i, &len) ;
+  return rules_denies(d, len) ;
+}
+
 static long find (rules_t const *, char const *, size_t) ;
 
 static int buildindex (rules_t *r)
@@ -173,15 +211,15 @@ static int buildindex (rules_t *r)
   r->prefixlens[0] = r->prefixlens[1] = r->keylens[0] = r->keylens[1] = 0 ;
   for (size_t i = 0 ; i < n ; i++)
   {
-    rule_t const *rec = rules_rec(r, i) ;
-    char const *k = rules_key(r, rec) ;
+    rule_t const *rec = rec_(r, i) ;
+    char const *k = (r->store.s + rec->key) ;
     size_t h = hashkey(k, rec->keylen) & (size - 1) ;
     for (;;)
     {
       uint32_t e = r->index[h] ;
       if (!e) { r->index[h] = (uint32_t)(i + 1) ; break ; }
-      rule_t const *o = rules_rec(r, e - 1) ;
-      if (o->keylen == rec->keylen && !memcmp(rules_key(r, o), k, rec->keylen)) break ;  /* first one wins */
+      rule_t const *o = rec_(r, e - 1) ;
+      if (o->keylen == rec->keylen && !memcmp((r->store.s + o->key), k, rec->keylen)) break ;  /* first one wins */
       h = (h + 1) & (size - 1) ;
     }
     {
@@ -235,8 +273,8 @@ static long find (rules_t const *r, char const *key, size_t keylen)
   {
     uint32_t e = r->index[h] ;
     if (!e) return -1 ;
-    rule_t const *o = rules_rec(r, e - 1) ;
-    if (o->keylen == keylen && !memcmp(rules_key(r, o), key, keylen)) return (long)e - 1 ;
+    rule_t const *o = rec_(r, e - 1) ;
+    if (o->keylen == keylen && !memcmp((r->store.s + o->key), key, keylen)) return (long)e - 1 ;
     h = (h + 1) & (r->indexsize - 1) ;
   }
 }
@@ -305,4 +343,63 @@ int rules_grantvalue (stralloc *sa, char const *data, size_t datalen, char const
   if (!hasname(sa->s + start, sa->len - start, "RELAYCLIENT", 11))
     if (!stralloc_catb(sa, "+RELAYCLIENT=", 14)) return 0 ;
   return 1 ;
+}
+
+/* rules_read: see rules.h. The waits are bounded: RULES_TRIES reads at
+   most, each followed by at most RULES_SETTLE of waiting. */
+#define RULES_SETTLE STAMP_SECOND
+#define RULES_TRUNCATED (STAMP_SECOND / 50)
+#define RULES_TRIES 10
+#define nsof stamp_ns
+
+static int samefile (struct stat const *a, struct stat const *b)
+{
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size
+      && nsof(&a->st_mtim) == nsof(&b->st_mtim) && nsof(&a->st_ctim) == nsof(&b->st_ctim) ;
+}
+
+/* one read of the whole file, and its stat before and after; never
+   blocks on a fifo put in the rules' place */
+static int readonce (stralloc *text, char const *path, struct stat *before, struct stat *after)
+{
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC) ;
+  if (fd == -1) return 0 ;
+  text->len = 0 ;
+  if (fstat(fd, before) == -1) goto err ;
+  if (!S_ISREG(before->st_mode)) { errno = S_ISDIR(before->st_mode) ? EISDIR : EINVAL ; goto err ; }
+  if (!slurp(text, fd) || fstat(fd, after) == -1) goto err ;
+  fd_close(fd) ;
+  return 1 ;
+ err:
+  fd_close(fd) ;
+  return 0 ;
+}
+
+int rules_read (stralloc *text, char const *path)
+{
+  for (unsigned int tries = 0 ; tries < RULES_TRIES ; tries++)
+  {
+    struct stat before, after, later ;
+    struct timespec ts ;
+    int64_t changed, wait, now ;
+    if (!readonce(text, path, &before, &after)) return 0 ;
+    if (!samefile(&before, &after) || (off_t)text->len != after.st_size) continue ;
+    changed = nsof(&after.st_mtim) ;
+    now = stamp_now() ;
+    wait = changed + RULES_SETTLE - now ;
+    /* settled; or changed well after now: the clock went back since */
+    if (changed <= now - RULES_SETTLE || changed > now + RULES_SETTLE)
+    {
+      /* but a truncation shows the new size a moment before the new
+         time: an empty file is looked at again */
+      if (text->len) return 1 ;
+      wait = RULES_TRUNCATED ;
+    }
+    ts.tv_sec = (time_t)(wait / STAMP_SECOND) ;
+    ts.tv_nsec = (long)(wait % STAMP_SECOND) ;
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) ;
+    if (stat(path, &later) == 0 && samefile(&after, &later)) return 1 ;
+  }
+  errno = EAGAIN ;
+  return 0 ;
 }

@@ -24,6 +24,7 @@
    ucspi-tcp-ipv6's tcpserver picks them. */
 #define KEYS_S6 2
 
+/* A record, and the rules: read them through the functions below. */
 typedef struct rule_s rule_t ;
 struct rule_s
 {
@@ -54,10 +55,22 @@ struct rules_s
 extern int rules_parse (rules_t *, char const *text, size_t len, int keys, uint32_t *line, char const **what) ;
 extern void rules_free (rules_t *) ;
 
+/* Reads the file path whole into text, as one version of it: a file
+   rewritten in place while it is read is read again, and one modified
+   less than a second ago is used once it has stayed as it was for that
+   second (by its modification time: a file made ahead and dated back is
+   used at once), so that an editor writing it in place is never caught
+   half way. Returns 1, or 0 with errno (EAGAIN: it kept changing; EINVAL:
+   not a regular file). */
+extern int rules_read (stralloc *text, char const *path) ;
+
+/* The records, 0 to rules_n - 1, in the order tcprules writes them: the
+   key, the data (what goes into the cdb; for i -1, no record, 0 with
+   length 0), the line they came from. */
 #define rules_n(r) genalloc_len(rule_t, &(r)->recs)
-#define rules_rec(r, i) (genalloc_s(rule_t, &(r)->recs) + (i))
-#define rules_key(r, rec) ((r)->store.s + (rec)->key)
-#define rules_data(r, rec) ((r)->store.s + (rec)->data)
+extern char const *rules_key (rules_t const *, size_t i, size_t *len) ;
+extern char const *rules_data (rules_t const *, long i, size_t *len) ;
+extern uint32_t rules_line (rules_t const *, size_t i) ;
 
 /* The record tcpserver picks for a client whose TCPREMOTEIP is key, when
    it knows neither TCPREMOTEINFO nor TCPREMOTEHOST: the exact key, then
@@ -65,11 +78,12 @@ extern void rules_free (rules_t *) ;
    then the empty key. Returns its index, or -1 if no record applies. */
 extern long rules_pick (rules_t const *, char const *key, size_t keylen) ;
 
-/* 1 if record i is the default rule, the one of the empty key. */
-#define rules_isdefault(r, i) ((i) >= 0 && (i) == (r)->deflt)
-
-/* 1 if data is a deny record. */
-#define rules_isdeny(data, len) ((len) >= 1 && (data)[0] == 'D')
+/* 1 if record i is the default rule, the one of the empty key; 1 if it
+   denies. Both 0 for i -1. */
+extern int rules_isdefault (rules_t const *, long i) ;
+extern int rules_isdeny (rules_t const *, long i) ;
+/* 1 if the data of a record denies (tcpserver's reading of it) */
+#define rules_denies(data, len) ((len) >= 1 && (data)[0] == 'D')
 
 /* Parses a list of variables in tcprules syntax (",NAME=<q>value<q>..."),
    appending "+NAME=value\0" for each to sa. Returns 1, or 0 with *what. */

@@ -83,12 +83,9 @@ struct view_s
 
 static void view (rules_t const *r, size_t i, view_t *v)
 {
-  rule_t const *rec = rules_rec(r, i) ;
-  v->key = rules_key(r, rec) ;
-  v->keylen = rec->keylen ;
-  v->data = rules_data(r, rec) ;
-  v->datalen = rec->datalen ;
-  v->line = rec->line ;
+  v->key = rules_key(r, i, &v->keylen) ;
+  v->data = rules_data(r, (long)i, &v->datalen) ;
+  v->line = rules_line(r, i) ;
 }
 
 /* 1 if tcpserver writes ip as a text that starts with k[0..len) */

@@ -11,6 +11,8 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <skalibs/allreadwrite.h>
+#include <skalibs/djbunix.h>
+#include <skalibs/fmtscan.h>
 #include <skalibs/random.h>
 #include <skalibs/types.h>
 #include "stamp.h"
@@ -24,10 +26,19 @@ unsigned int stamp_bucket (ip_t const *ip)
 
 void stamp_bucketname (char *s, unsigned int bucket)
 {
-  static char const hex[] = "0123456789abcdef" ;
-  s[0] = hex[bucket >> 4 & 15] ;
-  s[1] = hex[bucket & 15] ;
-  s[2] = 0 ;
+  unsigned char c = (unsigned char)bucket ;
+  s[ucharn_fmt(s, (char const *)&c, 1)] = 0 ;
+}
+
+int stamp_scanbucketname (char const *name, unsigned int *bucket)
+{
+  unsigned char c ;
+  char canon[3] ;
+  if (!name[0] || !name[1] || name[2] || ucharn_scan(name, (char *)&c, 1) != 2) return 0 ;
+  stamp_bucketname(canon, c) ;
+  if (memcmp(canon, name, 2)) return 0 ;   /* lowercase only */
+  *bucket = c ;
+  return 1 ;
 }
 
 int stamp_scanname (ip_t *ip, char const *name, size_t len, unsigned int bucket)
@@ -43,7 +54,7 @@ int stamp_scanname (ip_t *ip, char const *name, size_t len, unsigned int bucket)
 
 int stamp_state (int64_t mtime, int64_t now, unsigned int ttl, unsigned int skew)
 {
-  if (mtime > now + (int64_t)skew * 1000000000) return STAMP_FUTURE ;
+  if (mtime > now + (int64_t)skew * STAMP_SECOND) return STAMP_FUTURE ;
   if (now >= stamp_expiry(mtime, ttl)) return STAMP_EXPIRED ;
   return STAMP_LIVE ;
 }
@@ -54,7 +65,12 @@ int64_t stamp_now (void)
 {
   struct timespec ts ;
   clock_gettime(CLOCK_REALTIME, &ts) ;
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec ;
+  return stamp_ns(&ts) ;
+}
+
+int64_t stamp_ns (struct timespec const *ts)
+{
+  return (int64_t)ts->tv_sec * STAMP_SECOND + ts->tv_nsec ;
 }
 
 char const *const stamp_fieldnames[STAMP_NFIELDS] = { "user", "uid", "time", "service", "local", "via" } ;
@@ -79,14 +95,13 @@ static int plain (unsigned char c)
 
 int stamp_escape (stralloc *sa, char const *v, size_t max)
 {
-  static char const hex[] = "0123456789abcdef" ;
   for (size_t j = 0 ; j < max && v[j] ; j++)
   {
-    unsigned char c = (unsigned char)v[j] ;
-    if (plain(c)) { if (!stralloc_catb(sa, (char *)&c, 1)) return 0 ; }
+    if (plain((unsigned char)v[j])) { if (!stralloc_catb(sa, v + j, 1)) return 0 ; }
     else
     {
-      char e[4] = { '\\', 'x', hex[c >> 4], hex[c & 15] } ;
+      char e[4] = { '\\', 'x' } ;
+      ucharn_fmt(e + 2, v + j, 1) ;
       if (!stralloc_catb(sa, e, 4)) return 0 ;
     }
   }
@@ -122,11 +137,14 @@ int stamp_fmt (stralloc *sa, stampinfo_t const *si)
   return 1 ;
 }
 
-static int unhex (char c)
+/* the byte of \xHH at s, lowercase hex only, as stamp_escape writes it;
+   1 or 0 */
+static int unhex (char const *s, unsigned char *c)
 {
-  if (c >= '0' && c <= '9') return c - '0' ;
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10 ;
-  return -1 ;
+  char canon[2] ;
+  if (ucharn_scan(s, (char *)c, 1) != 2) return 0 ;
+  ucharn_fmt(canon, (char const *)c, 1) ;
+  return !memcmp(canon, s, 2) ;
 }
 
 int stamp_parse (stampinfo_t *si, char const *s, size_t len)
@@ -155,9 +173,8 @@ int stamp_parse (stampinfo_t *si, char const *s, size_t len)
     {
       unsigned char c = (unsigned char)s[j] ;
       if (plain(c)) j++ ;
-      else if (c == '\\' && end - j >= 4 && s[j+1] == 'x' && unhex(s[j+2]) >= 0 && unhex(s[j+3]) >= 0)
+      else if (c == '\\' && end - j >= 4 && s[j+1] == 'x' && unhex(s + j + 2, &c))
       {
-        c = (unsigned char)(unhex(s[j+2]) << 4 | unhex(s[j+3])) ;
         if (!c || plain(c)) return 0 ;   /* only what stamp_fmt escapes */
         j += 4 ;
       }
@@ -199,10 +216,9 @@ int stamp_write (int bucketfd, char const *name, char const *s, size_t len)
   n += pid_fmt(tmp + n, getpid()) ;
   tmp[n++] = '.' ;
   {
-    static char const hex[] = "0123456789abcdef" ;
-    unsigned char r[8] ;
-    random_buf((char *)r, sizeof r) ;
-    for (unsigned int i = 0 ; i < 8 ; i++) { tmp[n++] = hex[r[i] >> 4] ; tmp[n++] = hex[r[i] & 15] ; }
+    char r[8] ;
+    random_buf(r, sizeof r) ;
+    n += ucharn_fmt(tmp + n, r, sizeof r) ;
   }
   tmp[n] = 0 ;
   fd = openat(bucketfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600) ;
@@ -217,7 +233,7 @@ int stamp_write (int bucketfd, char const *name, char const *s, size_t len)
 
  err:
   e = errno ;
-  if (fd >= 0) close(fd) ;
+  if (fd >= 0) fd_close(fd) ;
   unlinkat(bucketfd, tmp, 0) ;
   errno = e ;
   return 0 ;

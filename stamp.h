@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <skalibs/stralloc.h>
 #include "ip.h"
 
@@ -24,6 +25,8 @@
 
 extern unsigned int stamp_bucket (ip_t const *) ;
 extern void stamp_bucketname (char *s, unsigned int bucket) ;  /* 3 bytes */
+/* 1 and the bucket if name is a bucket's name (two lowercase hex digits) */
+extern int stamp_scanbucketname (char const *name, unsigned int *bucket) ;
 /* 1 if name[0..len) is the canonical stamp name of an address in bucket */
 extern int stamp_scanname (ip_t *, char const *name, size_t len, unsigned int bucket) ;
 
@@ -37,9 +40,12 @@ extern int stamp_scanname (ip_t *, char const *name, size_t len, unsigned int bu
 #define STAMP_EXPIRED 1
 #define STAMP_FUTURE 2
 extern int stamp_state (int64_t mtime, int64_t now, unsigned int ttl, unsigned int skew) ;
-#define stamp_expiry(mtime, ttl) ((mtime) + (int64_t)(ttl) * 1000000000)
+#define STAMP_SECOND ((int64_t)1000000000)
+#define stamp_expiry(mtime, ttl) ((mtime) + (int64_t)(ttl) * STAMP_SECOND)
 
+/* The wall clock, and a file time, in nanoseconds since the epoch. */
 extern int64_t stamp_now (void) ;
+extern int64_t stamp_ns (struct timespec const *) ;
 
 /* What a stamp says, besides its name and time. Fields are NUL-terminated
    and hold any byte but NUL; in the file they are escaped (\xHH). */

@@ -12,7 +12,9 @@
 #ifndef POPRELAY_TRIGGER_H
 #define POPRELAY_TRIGGER_H
 
-#define TRIGGER_DIR ".rebuild"
+#include "relaydir.h"
+
+#define TRIGGER_DIR RELAYDIR_REBUILD
 
 /* Never blocks. Returns how many services have the request, 0 if none
    listens, -1 with errno if DIR/.rebuild cannot be read; *stale counts

@@ -25,7 +25,8 @@ is "package/demo: the login granted its address, and no other" "$(printf '%s\n' 
 setsid perl -e '$SIG{INT} = "DEFAULT"; exec @ARGV or exit 127' "$TOP/package/demo" -i > "$T/demo-i.log" 2>&1 &
 demo=$!
 pids="$pids $demo"
-waitfor "the demo's SMTP service" 400 e2e_listening 2525
+both () { e2e_listening 110 && e2e_listening 2525; }
+waitfor "the demo's POP3 and SMTP services" 400 both
 ok "package/demo -i: POP3 on 110 and SMTP on 2525" sh -c '[ -n "$(ss -Hltn "sport = :110")" ] && [ -n "$(ss -Hltn "sport = :2525")" ]'
 is "package/demo -i: 127.0.0.9 may not relay before it logs in" "$(e2e_rcpt 127.0.0.9 2525)" 550
 t curl -sS --max-time 20 --interface 127.0.0.9 pop3://alice:secret@127.0.0.1:110/

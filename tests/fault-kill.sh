@@ -81,7 +81,10 @@ stop $svc
 is "no temp file left" "$(ls "$T" | grep -c 'relay-open.tmp')" 0
 
 # --- pop3-wrapper killed while it writes ---
-rm -rf "$POPRELAY_DIR"; mkdir "$POPRELAY_DIR"
+# (each part in a relay directory of its own: nothing of the part before
+# can touch it)
+POPRELAY_DIR=$T/relay-wrapper
+mkdir "$POPRELAY_DIR"
 took=$(timed env TCPREMOTEIP=192.0.2.1 USER=k pop3-wrapper true)
 partial=0; n=0
 for d in $(delays 40 "$(awk -v t="$took" 'BEGIN { printf "%.4f", t * 1.5 / 1000 }')"); do
@@ -109,13 +112,15 @@ expect_grep "no bucket lock is left held: the next login goes through" 0 "192.0.
 is "without waiting for a lock" "$(printf '%s\n' "$out" | grep -c 'unable to lock')" 0
 
 # --- relay-clean killed in the middle of a pass ---
-rm -rf "$POPRELAY_DIR" "$POPRELAY_CACHE"; mkdir "$POPRELAY_DIR"
+POPRELAY_DIR=$T/relay-clean POPRELAY_CACHE=$T/cache-clean
+mkdir "$POPRELAY_DIR"
 awk 'BEGIN { for (i = 0; i < 6000; i++) print "10.50." int(i / 250) "." i % 250 + 1 }' | "$BIN/tests/unit/mkstamps" "$POPRELAY_DIR" 100000
 awk 'BEGIN { for (i = 0; i < 500; i++) print "10.60." int(i / 250) "." i % 250 + 1 }' > "$T/live"
 "$BIN/tests/unit/mkstamps" "$POPRELAY_DIR" < "$T/live"
 cp -a "$POPRELAY_DIR" "$T/relay.copy"
 took=$(timed relay-clean -q -c "$T/c0")
-rm -rf "$POPRELAY_DIR"; cp -a "$T/relay.copy" "$POPRELAY_DIR"
+POPRELAY_DIR=$T/relay-clean2
+cp -a "$T/relay.copy" "$POPRELAY_DIR"
 echo "fault-kill: a pass removing 6000 stamps takes $took ms"
 lost=0; n=0; killed=0
 for d in $(delays 12 "$(awk -v t="$took" 'BEGIN { printf "%.3f", t * 1.2 / 1000 }')"); do

@@ -94,7 +94,7 @@ is "and the other way round" "$(decision 192.0.2.2 "$T/rules.cdb" | grep -c RELA
 t relay-open -w -d "$T/missing"
 oneline "relay-open -w: a missing relay directory, exit 111" 111 "^relay-open: fatal: unable to open relay directory $T/missing: No such file or directory$"
 t relay-clean -w -d "$T/missing"
-expect_grep "relay-clean -w: a missing relay directory, exit 111" 111 "^relay-clean: warning: unable to open relay directory $T/missing"
+expect_grep "relay-clean -w: a missing relay directory, exit 111" 111 "^relay-clean: fatal: unable to open relay directory $T/missing"
 
 # --- relay-clean's program ---
 t relay-clean -q "$T/no-such-program"

@@ -93,9 +93,19 @@ background () {
   lastpid=$!
 }
 
-# stop PID: end a process this script started, and wait for it
+# stop PID: end a process this script started, and wait for it: SIGTERM,
+# then after 10 s SIGKILL (said on standard error), so that a process
+# that will not stop never holds the suite up
 stop () {
   kill "$1" 2>/dev/null
+  i=0
+  while kill -0 "$1" 2>/dev/null && [ -n "$(ps -o stat= -p "$1" | grep -v '^Z')" ] && [ $i -lt 200 ]; do
+    sleep 0.05; i=$((i + 1))
+  done
+  if [ $i = 200 ]; then
+    echo "$(basename "$0"): process $1 still ran 10 s after SIGTERM: killing it" >&2
+    kill -KILL "$1" 2>/dev/null
+  fi
   wait "$1" 2>/dev/null
   pids=$(printf '%s\n' $pids | grep -vx "$1" | tr '\n' ' ')
 }

@@ -69,7 +69,7 @@ relay-clean: warning: leaving $POPRELAY_DIR/README: not a bucket"
 
 # --- a bad directory: a clear error, exit 111, nothing removed ---
 t relay-clean -d "$T/missing"
-expect "missing relay directory" 111 "relay-clean: warning: unable to open relay directory $T/missing: No such file or directory"
+expect "missing relay directory" 111 "relay-clean: fatal: unable to open relay directory $T/missing: No such file or directory"
 fresh
 grant 192.0.2.5; age 192.0.2.5 100000
 chmod 755 "$T" "$POPRELAY_DIR" "$POPRELAY_DIR"/*

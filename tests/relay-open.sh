@@ -137,7 +137,7 @@ expect "an unreadable rules file: exit 111" 111 "relay-open: warning: unable to 
 chmod 644 "$T/rules"
 chmod 700 "$T/relay"
 t setpriv --reuid=65534 --regid=65534 --clear-groups env POPRELAY_CACHE="$T/nobody/cache" POPRELAY_CDB="$T/nobody/rules.cdb" relay-open
-expect "an unreadable relay directory: exit 111" 111 "relay-open: warning: unable to open relay directory $T/relay: Permission denied"
+expect "an unreadable relay directory: exit 111" 111 "relay-open: fatal: unable to open relay directory $T/relay: Permission denied"
 chmod 755 "$T/relay"
 t relay-open -d "$T/no-such-relay"
 expect "a missing relay directory: static rules only, with a warning" 0 "relay-open: warning: relay directory $T/no-such-relay is missing: no grants"

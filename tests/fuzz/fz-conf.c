@@ -27,11 +27,11 @@
 static uint8_t const *data ;
 static size_t size ;
 
-static char const *const names[] = { "POPRELAY_DIR", "POPRELAY_CACHE", "POPRELAY_RULES", "POPRELAY_CDB", "POPRELAY_TTL", "POPRELAY_SKEW", "POPRELAY_GRACE", "POPRELAY_TCPRULES", "POPRELAY_NEVER", "POPRELAY_ENV", "POPRELAY_USERMAX", "POPRELAY_LINKLOCAL", "POPRELAY_BOGUS", "POPRELAY_dir" } ;
+static char const *const names[] = { "POPRELAY_DIR", "POPRELAY_CACHE", "POPRELAY_RULES", "POPRELAY_CDB", "POPRELAY_TTL", "POPRELAY_SKEW", "POPRELAY_GRACE", "POPRELAY_TCPRULES", "POPRELAY_NEVER", "POPRELAY_ENV", "POPRELAY_USERMAX", "POPRELAY_LINKLOCAL", "POPRELAY_HOSTS", "POPRELAY_BOGUS", "POPRELAY_dir" } ;
 #define NNAMES (sizeof names / sizeof *names)
 /* the variables that exist, and their option letters */
-#define NVARS 12
-static char const letters[] = "dcrotkgTnemL" ;
+#define NVARS 13
+static char const letters[] = "dcrotkgTnemLH" ;
 
 static int ref_uint (char const *s, unsigned long min, unsigned long max, unsigned int *u)
 {
@@ -60,7 +60,8 @@ static int same_conf (conf_t const *a, conf_t const *b)
       && a->ttl == b->ttl && a->skew == b->skew && a->grace == b->grace && a->keys == b->keys
       && a->nnever == b->nnever && !memcmp(a->never, b->never, a->nnever * sizeof(ipnet_t))
       && a->env.len == b->env.len && (!a->env.len || !memcmp(a->env.s, b->env.s, a->env.len))
-      && a->usermax == b->usermax && a->linklocal == b->linklocal ;
+      && a->usermax == b->usermax && a->linklocal == b->linklocal
+      && (a->hosts == b->hosts || (a->hosts && b->hosts && !strcmp(a->hosts, b->hosts))) ;
 }
 
 static void check_accepted (conf_t const *c, conf_t const *def, unsigned int which, char const *v)
@@ -166,6 +167,12 @@ static void check_accepted (conf_t const *c, conf_t const *def, unsigned int whi
     case 11 :
       FZ_CHECK((!strcmp(v, "0") && !c->linklocal) || (!strcmp(v, "1") && c->linklocal), "POPRELAY_LINKLOCAL accepted \"%s\"", v) ;
       x.linklocal = def->linklocal ;
+      break ;
+    case 12 :
+      FZ_CHECK(c->hosts == v && v[0] == '/' && strlen(v) <= 4000, "POPRELAY_HOSTS set to a path that is not absolute or too long") ;
+      for (char const *p = v ; *p ; p++)
+        FZ_CHECK((unsigned char)*p >= 0x20 && *p != 0x7f, "POPRELAY_HOSTS set to a path holding the byte 0x%02x", (unsigned char)*p) ;
+      x.hosts = def->hosts ;
       break ;
     default :
       FZ_CHECK(0, "%s was accepted", names[which]) ;

@@ -81,8 +81,8 @@ static long ref_find (rules_t const *r, char const *key, size_t len)
 {
   for (size_t i = 0 ; i < rules_n(r) ; i++)
   {
-    rule_t const *rec = rules_rec(r, i) ;
-    if (rec->keylen == len && !memcmp(rules_key(r, rec), key, len)) return (long)i ;
+    rule_t const *rec = RREC(r, i) ;
+    if (rec->keylen == len && !memcmp(RKEY(r, rec), key, len)) return (long)i ;
   }
   return -1 ;
 }
@@ -105,9 +105,9 @@ static void check_grant (rules_t const *r, long rec, char const *extra, size_t e
 {
   stralloc g = STRALLOC_ZERO ;
   view_t gv, sv, ev ;
-  char const *d = rec >= 0 ? rules_data(r, rules_rec(r, rec)) : 0 ;
-  size_t dlen = rec >= 0 ? rules_rec(r, rec)->datalen : 0 ;
-  if (d && rules_isdeny(d, dlen)) return ;   /* relay-open grants nothing there */
+  char const *d = rec >= 0 ? RDATA(r, RREC(r, rec)) : 0 ;
+  size_t dlen = rec >= 0 ? RREC(r, rec)->datalen : 0 ;
+  if (d && rules_denies(d, dlen)) return ;   /* relay-open grants nothing there */
   if (!rules_grantvalue(&g, d, dlen, extra, extralen)) abort() ;
   view(&gv, g.s, g.len) ;
   view(&sv, d ? d : "", dlen) ;
@@ -154,13 +154,13 @@ static void check_records (rules_t const *r, char const *text, size_t len, int s
   if (len && text[len - 1] != '\n') lines++ ;
   for (size_t i = 0 ; i < rules_n(r) ; i++)
   {
-    rule_t const *rec = rules_rec(r, i) ;
-    char const *d = rules_data(r, rec) ;
+    rule_t const *rec = RREC(r, i) ;
+    char const *d = RDATA(r, rec) ;
     FZ_CHECK(rec->key + rec->keylen <= r->store.len && rec->data + rec->datalen <= r->store.len, "record %zu outside the store", i) ;
     FZ_CHECK(rec->line >= 1 && rec->line <= lines && rec->line >= last, "record %zu from line %u of %u, after line %u", i, rec->line, lines, last) ;
     last = rec->line ;
-    FZ_CHECK(!memchr(rules_key(r, rec), '\n', rec->keylen), "a key holds a newline") ;
-    if (!six) FZ_CHECK(!memchr(rules_key(r, rec), ':', rec->keylen), "an ucspi-tcp key holds a colon") ;
+    FZ_CHECK(!memchr(RKEY(r, rec), '\n', rec->keylen), "a key holds a newline") ;
+    if (!six) FZ_CHECK(!memchr(RKEY(r, rec), ':', rec->keylen), "an ucspi-tcp key holds a colon") ;
     if (rec->datalen)
     {
       FZ_CHECK(d[rec->datalen - 1] == 0, "a value does not end with a NUL") ;
@@ -173,9 +173,9 @@ static int same_records (rules_t const *a, size_t afrom, rules_t const *b, uint3
 {
   for (size_t i = 0 ; i < rules_n(b) ; i++)
   {
-    rule_t const *x = rules_rec(a, afrom + i), *y = rules_rec(b, i) ;
+    rule_t const *x = RREC(a, afrom + i), *y = RREC(b, i) ;
     if (x->keylen != y->keylen || x->datalen != y->datalen || x->line != y->line + lineshift
-     || memcmp(rules_key(a, x), rules_key(b, y), x->keylen) || memcmp(rules_data(a, x), rules_data(b, y), x->datalen))
+     || memcmp(RKEY(a, x), RKEY(b, y), x->keylen) || memcmp(RDATA(a, x), RDATA(b, y), x->datalen))
       return 0 ;
   }
   return 1 ;
@@ -256,10 +256,10 @@ int LLVMFuzzerTestOneInput (uint8_t const *d, size_t s)
       else
       {
         size_t k = i - sizeof fixed / sizeof *fixed ;
-        rule_t const *rec = rules_rec(&r, k / 4) ;
+        rule_t const *rec = RREC(&r, k / 4) ;
         static char const *const tails[4] = { "", "1", "0.1", ":1" } ;
         if (rec->keylen + 4 > IP_FMT) continue ;
-        memcpy(probe, rules_key(&r, rec), rec->keylen) ;
+        memcpy(probe, RKEY(&r, rec), rec->keylen) ;
         pl = rec->keylen ;
         memcpy(probe + pl, tails[k % 4], strlen(tails[k % 4])) ;
         pl += strlen(tails[k % 4]) ;

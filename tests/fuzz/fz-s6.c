@@ -245,9 +245,9 @@ static void check_parse (char const *text, size_t len)
         FZ_CHECK(rules_n(&a) == rules_n(&b), "KEYS_S6 makes %zu records, %s %zu", rules_n(&a), flavour ? "ucspi-tcp-ipv6" : "ucspi-tcp", rules_n(&b)) ;
         for (size_t i = 0 ; i < rules_n(&a) ; i++)
         {
-          rule_t const *x = rules_rec(&a, i), *y = rules_rec(&b, i) ;
-          FZ_CHECK(x->keylen == y->keylen && !memcmp(rules_key(&a, x), rules_key(&b, y), x->keylen)
-                && x->datalen == y->datalen && !memcmp(rules_data(&a, x), rules_data(&b, y), x->datalen) && x->line == y->line,
+          rule_t const *x = RREC(&a, i), *y = RREC(&b, i) ;
+          FZ_CHECK(x->keylen == y->keylen && !memcmp(RKEY(&a, x), RKEY(&b, y), x->keylen)
+                && x->datalen == y->datalen && !memcmp(RDATA(&a, x), RDATA(&b, y), x->datalen) && x->line == y->line,
                    "record %zu differs from the other flavour's", i) ;
         }
       }
@@ -339,7 +339,7 @@ static void decide_tcp (decision_t *d, rules_t const *r, ip_t const *ip, ip_t co
   long rec = rules_pick(r, text, tl) ;
   if (granted && ip_equal(ip, granted)) { tcpdecide(d, gtcp, gtcplen) ; return ; }
   if (rec < 0) tcpdecide(d, "", 0) ;
-  else tcpdecide(d, rules_data(r, rules_rec(r, rec)), rules_rec(r, rec)->datalen) ;
+  else tcpdecide(d, RDATA(r, RREC(r, rec)), RREC(r, rec)->datalen) ;
 }
 
 static void decide_s6 (decision_t *d, cdb const *c, ip_t const *ip, int six)
@@ -390,8 +390,8 @@ static void check_rules (char const *text, size_t len, int withextra)
   naddrs = 0 ;
   for (size_t i = 0 ; i < rules_n(&r) && i < 12 ; i++)
   {
-    rule_t const *rec = rules_rec(&r, i) ;
-    fromkey(rules_key(&r, rec), rec->keylen) ;
+    rule_t const *rec = RREC(&r, i) ;
+    fromkey(RKEY(&r, rec), rec->keylen) ;
   }
   {
     static char const *const fixed[] = { "127.0.0.1", "::1", "2001:db8::1", "9.9.9.9", 0 } ;
@@ -404,9 +404,9 @@ static void check_rules (char const *text, size_t len, int withextra)
     char t[IP_FMT] ;
     size_t tl = ip_fmt_tcpserver(t, addrs + i) ;
     long rec = rules_pick(&r, t, tl) ;
-    char const *d = rec >= 0 ? rules_data(&r, rules_rec(&r, rec)) : 0 ;
-    size_t dl = rec >= 0 ? rules_rec(&r, rec)->datalen : 0 ;
-    if (rec >= 0 && rules_isdeny(d, dl)) continue ;
+    char const *d = rec >= 0 ? RDATA(&r, RREC(&r, rec)) : 0 ;
+    size_t dl = rec >= 0 ? RREC(&r, rec)->datalen : 0 ;
+    if (rec >= 0 && rules_denies(d, dl)) continue ;
     if (!rules_grantvalue(&gtcp, d, dl, extra.s, extra.len)) abort() ;
     FZ_CHECK(s6rules_value(&gs6, gtcp.s, gtcp.len, &what), "the grant for record %ld does not fit: %s", rec, what ? what : "out of memory") ;
     granted = addrs + i ;

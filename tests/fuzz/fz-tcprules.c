@@ -282,8 +282,8 @@ static int ours (char const *text, size_t len, int keys, uint32_t *line, char co
   if (!cdbout_start(&out, p)) { perror("cdbout_start") ; abort() ; }
   for (size_t i = 0 ; i < rules_n(&r) ; i++)
   {
-    rule_t const *rec = rules_rec(&r, i) ;
-    if (!cdbout_add(&out, rules_key(&r, rec), rec->keylen, rules_data(&r, rec), rec->datalen)) { perror("cdbout_add") ; abort() ; }
+    rule_t const *rec = RREC(&r, i) ;
+    if (!cdbout_add(&out, RKEY(&r, rec), rec->keylen, RDATA(&r, rec), rec->datalen)) { perror("cdbout_add") ; abort() ; }
   }
   if (!cdbout_finish(&out)) { perror("cdbout_finish") ; abort() ; }
   cdbout_free(&out) ;

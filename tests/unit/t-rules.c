@@ -42,9 +42,10 @@ int main (void)
       }
       for (size_t i = 0 ; i < rules_n(&r) ; i++)
       {
-        rule_t const *rec = rules_rec(&r, i) ;
-        printf(" [") ; putesc(rules_key(&r, rec), rec->keylen) ; printf("]=[") ;
-        putesc(rules_data(&r, rec), rec->datalen) ; printf("]@%u", rec->line) ;
+        size_t kl, dl ;
+        char const *k = rules_key(&r, i, &kl), *d = rules_data(&r, (long)i, &dl) ;
+        printf(" [") ; putesc(k, kl) ; printf("]=[") ;
+        putesc(d, dl) ; printf("]@%u", rules_line(&r, i)) ;
       }
       if (!rules_n(&r)) printf(" no records") ;
       printf("\n") ;
@@ -54,15 +55,17 @@ int main (void)
       long i = rules_pick(&r, line + 5, len - 5) ;
       printf("pick %s -> ", line + 5) ;
       if (i < 0) printf("none\n") ;
-      else { rule_t const *rec = rules_rec(&r, i) ; printf("[") ; putesc(rules_key(&r, rec), rec->keylen) ; printf("]@%u\n", rec->line) ; }
+      else { size_t kl ; char const *k = rules_key(&r, (size_t)i, &kl) ; printf("[") ; putesc(k, kl) ; printf("]@%u\n", rules_line(&r, (size_t)i)) ; }
     }
     else if (!strncmp(line, "grant ", 6))
     {
       long i = rules_pick(&r, line + 6, len - 6) ;
       stralloc v = STRALLOC_ZERO ;
       printf("grant %s -> ", line + 6) ;
-      if (i >= 0 && rules_isdeny(rules_data(&r, rules_rec(&r, i)), rules_rec(&r, i)->datalen)) { printf("denied\n") ; continue ; }
-      if (!rules_grantvalue(&v, i >= 0 ? rules_data(&r, rules_rec(&r, i)) : 0, i >= 0 ? rules_rec(&r, i)->datalen : 0, extra.s, extra.len)) { printf("out of memory\n") ; continue ; }
+      size_t dl ;
+      char const *d = rules_data(&r, i, &dl) ;
+      if (rules_isdeny(&r, i)) { printf("denied\n") ; continue ; }
+      if (!rules_grantvalue(&v, d, dl, extra.s, extra.len)) { printf("out of memory\n") ; continue ; }
       putesc(v.s, v.len) ; printf("\n") ;
       stralloc_free(&v) ;
     }

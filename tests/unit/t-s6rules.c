@@ -67,9 +67,13 @@ static void dogrant (char const *s, size_t len)
   if (!ip_scan(&ip, s, len)) { printf(" not an address\n") ; return ; }
   tl = ip_fmt_tcpserver(text, &ip) ;
   rec = rules_pick(&r, text, tl) ;
-  if (rec >= 0 && rules_isdeny(rules_data(&r, rules_rec(&r, rec)), rules_rec(&r, rec)->datalen)) { printf(" denied\n") ; return ; }
-  if (!rules_grantvalue(&v, rec >= 0 ? rules_data(&r, rules_rec(&r, rec)) : 0, rec >= 0 ? rules_rec(&r, rec)->datalen : 0, extra.s, extra.len)
-   || !s6rules_value(&sv, v.s, v.len, &what)) { printf(" %s\n", what ? what : "out of memory") ; return ; }
+  if (rules_isdeny(&r, rec)) { printf(" denied\n") ; return ; }
+  {
+    size_t dl ;
+    char const *d = rules_data(&r, rec, &dl) ;
+    if (!rules_grantvalue(&v, d, dl, extra.s, extra.len)
+     || !s6rules_value(&sv, v.s, v.len, &what)) { printf(" %s\n", what ? what : "out of memory") ; return ; }
+  }
   for (unsigned int i = 0, n = s6rules_grantkeys(key, kl, &ip) ; i < n ; i++)
   {
     printf(" [") ; putesc(key[i], kl[i]) ; printf("]=[") ; putesc(sv.s, sv.len) ; printf("]") ;
