@@ -28,16 +28,17 @@
 #include <skalibs/strerr.h>
 #include <skalibs/types.h>
 #include "conf.h"
+#include "hold.h"
 #include "peer.h"
 #include "relaydir.h"
 #include "stamp.h"
 #include "trigger.h"
 
-#define USAGE "pop3-wrapper [ -q ] [ -d dir ] [ -t ttl ] [ -k skew ] [ -n never ] [ -L 0|1 ] [ -s service ] prog..."
+#define USAGE "pop3-wrapper [ -q ] [ -d dir ] [ -t ttl ] [ -k skew ] [ -n never ] [ -L 0|1 ] [ -h hold ] [ -s service ] prog..."
 
 char const *PROG = "pop3-wrapper" ;
 
-static char const *const vars[] = { "POPRELAY_DIR", "POPRELAY_TTL", "POPRELAY_SKEW", "POPRELAY_NEVER", "POPRELAY_LINKLOCAL", 0 } ;
+static char const *const vars[] = { "POPRELAY_DIR", "POPRELAY_TTL", "POPRELAY_SKEW", "POPRELAY_NEVER", "POPRELAY_LINKLOCAL", "POPRELAY_HOLD", 0 } ;
 
 /* How long a login waits for relay-clean to let go of a bucket before it
    writes without the lock: relay-clean holds it for microseconds. */
@@ -126,7 +127,7 @@ static int openbucket (int dirfd, char const *bname, struct stat const *dirst)
   return fd ;
 }
 
-static void grant (conf_t const *c, char const *service, char const *next, int quiet)
+static void grant (conf_t const *c, char const *service, char const *next, int quiet, hold_t *hold)
 {
   peer_t p ;
   char const *why ;
@@ -212,6 +213,7 @@ static void grant (conf_t const *c, char const *service, char const *next, int q
   }
   close(bfd) ;   /* and unlock: the stamp is in place */
   bfd = -1 ;
+  hold_grant(hold, &p.ip, &si) ;   /* what a holder would refresh (hold.h) */
 
   /* The user name is escaped as in the stamp: a log line must never be
      forged from inside a field (log watchers have granted relaying on
@@ -246,6 +248,7 @@ static void grant (conf_t const *c, char const *service, char const *next, int q
 int main (int argc, char const *const *argv)
 {
   conf_t c ;
+  hold_t hold = HOLD_ZERO ;
   char const *service = 0 ;
   char const *bad, *why ;
   int ok = 1, quiet = 0 ;
@@ -273,7 +276,7 @@ int main (int argc, char const *const *argv)
   }
   for (;;)
   {
-    int opt = subgetopt_r(argc, argv, "+qd:t:k:n:s:L:", &l) ;
+    int opt = subgetopt_r(argc, argv, "+qd:t:k:n:s:L:h:", &l) ;
     if (opt == -1) break ;
     switch (opt)
     {
@@ -295,7 +298,8 @@ int main (int argc, char const *const *argv)
   argc -= l.ind ; argv += l.ind ;
   if (!argc) strerr_dieusage(100, USAGE) ;
 
-  if (ok) grant(&c, service, argv[0], quiet) ;
+  if (ok) grant(&c, service, argv[0], quiet, &hold) ;
+  hold_start(&hold, &c, quiet) ;   /* with the group, before it goes (hold.h) */
 
   /* Set-gid, the session must not keep the group that may write the
      relay directory: a user running pop3-wrapper by hand could name a

@@ -35,6 +35,7 @@
 #include <skalibs/types.h>
 #include "cdbout.h"
 #include "conf.h"
+#include "hold.h"
 #include "relaydir.h"
 #include "rules.h"
 #include "s6rules.h"
@@ -189,7 +190,8 @@ static void listone (build_t *b, unsigned int bucket, scanent_t const *e, int v,
   fd = bfd >= 0 ? openat(bfd, addr, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) : -1 ;
   if (bfd >= 0) close(bfd) ;
   if (fd >= 0) { r = read(fd, buf, sizeof buf) ; close(fd) ; }
-  if (r < 0 || !stamp_parse(&si, buf, (size_t)r) || !si.user[0]) strcpy(si.user, "?") ;
+  if (r < 0 || !stamp_parse(&si, buf, (size_t)r)) memset(&si, 0, sizeof si) ;
+  if (!si.user[0]) strcpy(si.user, "?") ;
   fmttime(granted, e->mtime) ;
   num[uint64_fmt(num, left > 0 ? (uint64_t)(left / 1000000000) : 0)] = 0 ;
 
@@ -212,6 +214,15 @@ static void listone (build_t *b, unsigned int bucket, scanent_t const *e, int v,
   if (v == V_POLICY && !stralloc_cats(&b->line, " (in POPRELAY_NEVER)")) strerr_diefusys(111, "list") ;
   if (v == V_NOKEY && (!stralloc_cats(&b->line, " (") || !stralloc_cats(&b->line, why) || !stralloc_cats(&b->line, ")")))
     strerr_diefusys(111, "list") ;
+  /* a grant held by a live session's holder, or one whose holder is gone */
+  if (si.holder[0])
+  {
+    uint64_t pid = 0 ;
+    int live = hold_live(si.holder, &pid) ;
+    num[uint64_fmt(num, pid)] = 0 ;
+    if (!(live ? stralloc_cats(&b->line, " held-by=") && stralloc_cats(&b->line, num) : stralloc_cats(&b->line, " hold=ended")))
+      strerr_diefusys(111, "list") ;
+  }
   if (!stralloc_catb(&b->line, "\n", 1) || !buffer_putall(buffer_1, b->line.s, b->line.len, &w))
     strerr_diefusys(111, "write to stdout") ;
 }

@@ -57,7 +57,7 @@ int64_t stamp_now (void)
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec ;
 }
 
-char const *const stamp_fieldnames[STAMP_NFIELDS] = { "user", "uid", "time", "service", "local", "via" } ;
+char const *const stamp_fieldnames[STAMP_NFIELDS] = { "user", "uid", "time", "service", "local", "via", "holder" } ;
 
 char *stamp_field (stampinfo_t *si, unsigned int i, size_t *max)
 {
@@ -68,7 +68,8 @@ char *stamp_field (stampinfo_t *si, unsigned int i, size_t *max)
     case 2 : *max = sizeof si->time ; return si->time ;
     case 3 : *max = sizeof si->service ; return si->service ;
     case 4 : *max = sizeof si->local ; return si->local ;
-    default : *max = sizeof si->via ; return si->via ;
+    case 5 : *max = sizeof si->via ; return si->via ;
+    default : *max = sizeof si->holder ; return si->holder ;
   }
 }
 
