@@ -292,7 +292,7 @@ static void holder (holder_t *x)
   why = holdloop(x) ;
   num[uint64_fmt(num, (uint64_t)((monotonic() - x->begun) / 1000000000))] = 0 ;
   n2[uint_fmt(n2, x->refreshes)] = 0 ;
-  if (!x->quiet) strerr_warni("released ", x->addr, " after ", num, " s and ", n2, " refreshes: ", why) ;
+  if (!x->quiet) strerr_warni("released ", x->addr, " after ", num, " s and ", n2, x->refreshes == 1 ? " refresh: " : " refreshes: ", why) ;
   stralloc_free(&x->sa) ;
   _exit(0) ;
 }
