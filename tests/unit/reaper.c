@@ -36,6 +36,7 @@ int main (int argc, char **argv)
 {
   struct sigaction sa ;
   char const *log = getenv("REAPER_LOG") ;
+  char const *pidfile = getenv("REAPER_PID") ;
   int status = 0 ;
   if (argc < 2) { fprintf(stderr, "usage: reaper prog args...\n") ; return 100 ; }
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) == -1) { perror("reaper: prctl") ; return 111 ; }
@@ -45,6 +46,11 @@ int main (int argc, char **argv)
   sigaction(SIGINT, &sa, 0) ;
   child = fork() ;
   if (child == -1) { perror("reaper: fork") ; return 111 ; }
+  if (pidfile && child)
+  {
+    FILE *f = fopen(pidfile, "w") ;
+    if (f) { fprintf(f, "%d\n", (int)child) ; fclose(f) ; }
+  }
   if (!child)
   {
     execvp(argv[1], argv + 1) ;
