@@ -4,7 +4,9 @@
 # cdb's, the scan cache's) go at a later run. pop3-wrapper: a stamp is
 # whole or absent, never part of one; its temp files go with relay-clean
 # after the grace period. relay-clean: a live stamp is never removed, and
-# the next pass finishes the job. The moments are drawn at random over
+# the next pass finishes the job. pop3-wrapper -h: a holder killed while
+# it refreshes leaves a whole stamp and no lock held; a session killed at
+# any moment leaves no holder behind. The moments are drawn at random over
 # each program's measured running time; the seed is printed.
 # FAULT_KILLS (default 25) is how many kills the one-shot relay-open gets.
 
