@@ -279,7 +279,11 @@ static void holder (holder_t *x)
   uint64_t start ;
   char state ;
   detach(x) ;
-  if (x->dropgid && setegid(x->gid) == -1) _exit(111) ;
+  if (x->dropgid && setegid(x->gid) == -1)
+  {
+    strerr_warnwusys("give up the group in the holder of ", x->addr) ;
+    _exit(111) ;
+  }
   if (procstat((uint64_t)getpid(), &state, &start))
   {
     size_t n = pid_fmt(x->si.holder, getpid()) ;
