@@ -1,7 +1,7 @@
 # End to end, a long IMAP session (pop3-wrapper -h): mailfront's
 # imapfront-auth checks the password and runs the set-gid pop3-wrapper,
 # which runs Dovecot's imap; a client logs in and stays in IDLE for
-# several TTLs (3 s here) and keeps relaying; when it leaves, the grant
+# several TTLs (2 s here) and keeps relaying; when it leaves, the grant
 # ends on time, and the holder with it. Beside it, the same service
 # without -h: no process more than today, and the grant ends a TTL after
 # the login, the client still connected. The session killed with SIGKILL:
@@ -14,7 +14,7 @@
 . "$TOP/tests/lib.sh"
 cd "$T" || exit 1   # nothing a slip could write lands in the source tree
 e2e_setup
-POPRELAY_TTL=3
+POPRELAY_TTL=2
 export POPRELAY_TTL
 REAPER=$BIN/tests/unit/reaper
 REAPER_LOG=$T/reaped
@@ -122,14 +122,14 @@ is "relay-open -l: 127.0.0.5 held by the holder, 127.0.0.7 not held" "$(relay-op
 # three TTLs and more in IDLE: 127.0.0.5 keeps relaying
 first=$(mtime 127.0.0.5)
 relayed=""
-for i in 1 2 3 4 5; do
-  sleep 2
+for i in 1 2 3 4; do
+  sleep 1.7
   relayed="$relayed $(e2e_rcpt 127.0.0.5 29)"
 done
-is "127.0.0.5, idle for ten seconds (TTL 3), may relay all along" "$relayed" " 250 250 250 250 250"
-ok "its stamp was refreshed meanwhile" test "$(mtime 127.0.0.5)" -ge $((first + 8))
+is "127.0.0.5, idle for seven seconds (TTL 2), may relay all along" "$relayed" " 250 250 250 250"
+ok "its stamp was refreshed meanwhile" test "$(mtime 127.0.0.5)" -ge $((first + 5))
 ok "127.0.0.7 (no hold) is still connected" grep -q '^idling$' "$T/idle.127.0.0.7"
-ok "yet its grant ended a TTL after its login" test "$(date +%s)" -ge $((login7 + 4))
+ok "yet its grant ended a TTL after its login" test "$(date +%s)" -ge $((login7 + 3))
 is "127.0.0.7 may not relay, though still connected" "$(e2e_rcpt 127.0.0.7 29)" 550
 leave 127.0.0.7
 
@@ -143,7 +143,7 @@ last=$(mtime 127.0.0.5)
 ok "the last refresh was within a second of the end" test "$last" -ge $((left - 2))
 is "right after, 127.0.0.5 may still relay (the grant runs out its TTL)" "$(e2e_rcpt 127.0.0.5 29)" 250
 is "relay-open -l: the hold has ended" "$(relay-open -l | grep '^127.0.0.5 ' | cut -d' ' -f6)" "hold=ended"
-sleep "$(awk -v l="$last" -v n="$(date +%s.%N)" 'BEGIN { d = l + 1 + 3 + 0.5 - n; print (d > 0 ? d : 0) }')"
+sleep "$(awk -v l="$last" -v n="$(date +%s.%N)" 'BEGIN { d = l + 1 + 2 + 0.5 - n; print (d > 0 ? d : 0) }')"
 is "a TTL after the last refresh (and a second), 127.0.0.5 may no longer relay" "$(e2e_rcpt 127.0.0.5 29)" 550
 is "no holder is left" "$(holders "$E2E_WRAPPER")" ""
 
@@ -156,7 +156,7 @@ kill -9 "$s6"
 waitfor "the client sees the connection close" 20 grep -q '^closed by the server$' "$T/idle.127.0.0.6"
 ok "SIGKILL of the session: the client's connection closes at once (no copy of it is left open)" test $? = 0
 waitfor "the holder ends" 20 gone "$h"; ok "SIGKILL of the session: the holder ends within a second" test $? = 0
-m=$(mtime 127.0.0.6); sleep 1.5
+m=$(mtime 127.0.0.6); sleep 1.2
 is "and the stamp is no longer refreshed" "$(mtime 127.0.0.6)" "$m"
 stop "$reaper143"; stop "$reaper144"
 
@@ -164,7 +164,7 @@ stop "$reaper143"; stop "$reaper144"
 echo "alice:{PLAIN}secret:$E2E_UID:$E2E_UID::$T/home/alice::" > "$T/dovecot.passwd"
 cat > "$T/poprelay-login" <<EOS
 #!/bin/sh
-exec $BIN/pop3-wrapper -d $POPRELAY_DIR -t 3 -h 60 -s imap "\$@" 2>>$T/postlogin.log
+exec $BIN/pop3-wrapper -d $POPRELAY_DIR -t 2 -h 60 -s imap "\$@" 2>>$T/postlogin.log
 EOS
 chmod 755 "$T/poprelay-login"
 : > "$T/postlogin.log"
