@@ -14,8 +14,8 @@ DESTDIR =
 
 PROGRAMS = pop3-wrapper relay-open relay-clean
 MANPAGES = pop3-wrapper.8 relay-open.8 relay-clean.8
-UNITS = tests/unit/t-ip tests/unit/t-rules tests/unit/t-stamp tests/unit/t-conf tests/unit/mkstamps tests/unit/logsink tests/unit/t-s6rules tests/unit/s6check
-MODULES = ip conf rules stamp scan watch sources grant chain cdbout trigger relaydir peer s6rules
+UNITS = tests/unit/t-ip tests/unit/t-rules tests/unit/t-stamp tests/unit/t-conf tests/unit/mkstamps tests/unit/logsink tests/unit/t-s6rules tests/unit/s6check tests/unit/reaper
+MODULES = ip conf rules stamp scan watch sources grant chain cdbout trigger relaydir peer s6rules hold
 
 all: $(addprefix $(B)/,$(PROGRAMS))
 
@@ -25,10 +25,10 @@ $(B)/%.o: %.c $(wildcard *.h) $(wildcard tests/unit/*.h) conf-cc
 	@mkdir -p $(dir $@)
 	$(CC_) -I. -c -o $@ $<
 
-$(B)/pop3-wrapper: $(addprefix $(B)/,pop3-wrapper.o ip.o conf.o rules.o stamp.o trigger.o relaydir.o peer.o chain.o) conf-ld
+$(B)/pop3-wrapper: $(addprefix $(B)/,pop3-wrapper.o ip.o conf.o rules.o stamp.o trigger.o relaydir.o peer.o chain.o hold.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
-$(B)/relay-open: $(addprefix $(B)/,relay-open.o ip.o conf.o rules.o stamp.o scan.o watch.o sources.o grant.o cdbout.o trigger.o relaydir.o s6rules.o) conf-ld
+$(B)/relay-open: $(addprefix $(B)/,relay-open.o ip.o conf.o rules.o stamp.o scan.o watch.o sources.o grant.o cdbout.o trigger.o relaydir.o s6rules.o hold.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(CDB) $(SKARNET)
 
 $(B)/relay-clean: $(addprefix $(B)/,relay-clean.o ip.o conf.o rules.o stamp.o scan.o watch.o sources.o chain.o trigger.o relaydir.o) conf-ld
@@ -50,6 +50,9 @@ $(B)/tests/unit/mkstamps: $(addprefix $(B)/,tests/unit/mkstamps.o stamp.o ip.o r
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
 $(B)/tests/unit/logsink: $(B)/tests/unit/logsink.o conf-ld
+	$(LD_) -o $@ $(filter %.o,$^)
+
+$(B)/tests/unit/reaper: $(B)/tests/unit/reaper.o conf-ld
 	$(LD_) -o $@ $(filter %.o,$^)
 
 $(B)/tests/unit/t-s6rules: $(addprefix $(B)/,tests/unit/t-s6rules.o stamp.o s6rules.o rules.o ip.o) conf-ld

@@ -21,6 +21,7 @@ void conf_defaults (conf_t *c)
   c->env = stralloc_zero ;
   c->usermax = 0 ;
   c->linklocal = 0 ;
+  c->hold = 0 ;
 }
 
 int conf_uint (char const *s, unsigned int min, unsigned int max, unsigned int *u)
@@ -123,6 +124,12 @@ int conf_set (conf_t *c, char const *name, char const *value, char const **why)
     *why = "neither 0 (never grant link-local addresses) nor 1" ;
     return 0 ;
   }
+  if (!strcmp(name, "POPRELAY_HOLD"))
+  {
+    if (conf_uint(value, 0, CONF_HOLDMAX, &c->hold)) return 1 ;
+    *why = "not a number of seconds from 0 (no hold) to 604800" ;
+    return 0 ;
+  }
   *why = "not a poprelay variable" ;
   return 0 ;
 }
@@ -144,6 +151,7 @@ char const *conf_optvar (int opt)
     case 'm' : return "POPRELAY_USERMAX" ;
     case 'L' : return "POPRELAY_LINKLOCAL" ;
     case 'H' : return "POPRELAY_HOSTS" ;
+    case 'h' : return "POPRELAY_HOLD" ;
     default : return 0 ;
   }
 }

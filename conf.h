@@ -26,6 +26,7 @@ struct conf_s
   stralloc env ;         /* POPRELAY_ENV: more variables for grants */
   unsigned int usermax ; /* POPRELAY_USERMAX: grants per user, 0 for no cap */
   int linklocal ;        /* POPRELAY_LINKLOCAL: 1 to grant link-local addresses */
+  unsigned int hold ;    /* POPRELAY_HOLD: seconds a session may hold its grant, 0 for never (hold.h) */
 } ;
 
 #define CONF_DIR "/var/lib/poprelay"
@@ -36,6 +37,7 @@ struct conf_s
 #define CONF_SKEW 60
 #define CONF_GRACE 600
 #define CONF_TTLMAX 31536000
+#define CONF_HOLDMAX 604800
 
 extern void conf_defaults (conf_t *) ;
 
@@ -49,7 +51,7 @@ extern int conf_env (conf_t *, char const *const *names, char const **bad, char 
 
 /* The option that sets a variable has the same letter in every program:
    d dir, c cache, r rules, o cdb, t ttl, k skew, n never, e env,
-   T tcprules, g grace, m usermax, L linklocal, H hosts. conf_setopt returns 1, 0 with *why for a bad
+   T tcprules, g grace, m usermax, L linklocal, H hosts, h hold. conf_setopt returns 1, 0 with *why for a bad
    value, or -1 if opt sets no variable. */
 extern char const *conf_optvar (int opt) ;
 extern int conf_setopt (conf_t *, int opt, char const *arg, char const **why) ;

@@ -29,16 +29,17 @@
 #include <skalibs/types.h>
 #include "chain.h"
 #include "conf.h"
+#include "hold.h"
 #include "peer.h"
 #include "relaydir.h"
 #include "stamp.h"
 #include "trigger.h"
 
-#define USAGE "pop3-wrapper [ -q ] [ -d dir ] [ -t ttl ] [ -k skew ] [ -n never ] [ -L 0|1 ] [ -s service ] prog..."
+#define USAGE "pop3-wrapper [ -q ] [ -d dir ] [ -t ttl ] [ -k skew ] [ -n never ] [ -L 0|1 ] [ -h hold ] [ -s service ] prog..."
 
 char const *PROG = "pop3-wrapper" ;
 
-static char const *const vars[] = { "POPRELAY_DIR", "POPRELAY_TTL", "POPRELAY_SKEW", "POPRELAY_NEVER", "POPRELAY_LINKLOCAL", 0 } ;
+static char const *const vars[] = { "POPRELAY_DIR", "POPRELAY_TTL", "POPRELAY_SKEW", "POPRELAY_NEVER", "POPRELAY_LINKLOCAL", "POPRELAY_HOLD", 0 } ;
 
 /* How long a login waits for relay-clean to let go of a bucket before it
    writes without the lock: relay-clean holds it for microseconds. */
@@ -106,25 +107,6 @@ static char const *basename_of (char const *s)
 {
   char const *slash = strrchr(s, '/') ;
   return slash ? slash + 1 : s ;
-}
-
-/* The bucket directory, made on first use with the relay directory's
-   permissions, whatever the umask. */
-/* The bucket directory, as relay-open and relay-clean make it (see
-   relaydir.h); made here only when we run as the relay directory's
-   owner, for a bucket a mail user made would be theirs to change.
-   Returns the open bucket, or -1 with errno (EPERM: missing, or not
-   right, and not ours to make). */
-static int openbucket (int dirfd, char const *bname, struct stat const *dirst)
-{
-  struct stat st ;
-  int fd ;
-  if (!relaydir_make(dirfd, bname, dirst)) return -1 ;
-  fd = openat(dirfd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) ;
-  if (fd == -1) return -1 ;
-  if (fstat(fd, &st) == -1) { fd_close(fd) ; return -1 ; }
-  if (!relaydir_right(&st, dirst)) { fd_close(fd) ; errno = EPERM ; return -1 ; }
-  return fd ;
 }
 
 /* Who logged in: the client's address, from the kernel when we run
@@ -205,7 +187,7 @@ static int writestamp (conf_t const *c, int dirfd, struct stat const *dirst, pee
   int bfd, ok ;
   ip_fmt(addr, &p->ip) ;
   stamp_bucketname(bname, stamp_bucket(&p->ip)) ;
-  bfd = openbucket(dirfd, bname, dirst) ;
+  bfd = relaydir_openbucket(dirfd, bname, dirst) ;
   if (bfd == -1)
   {
     if (errno != EPERM) strerr_warnwusys("open ", c->dir, "/", bname) ;
@@ -252,7 +234,7 @@ static void announce (conf_t const *c, int dirfd, peer_t const *p, stampinfo_t c
 }
 
 /* The grant of a login: who, the stamp, the word. */
-static void grant (conf_t const *c, char const *service, char const *next, int quiet)
+static void grant (conf_t const *c, char const *service, char const *next, int quiet, hold_t *hold)
 {
   int privileged = peer_privileged() ;
   struct stat st ;
@@ -262,13 +244,18 @@ static void grant (conf_t const *c, char const *service, char const *next, int q
   if (!whois(c, &p, privileged, quiet)) return ;
   dirfd = openrelay(c, privileged, &st) ;
   if (dirfd == -1) return ;
-  if (writestamp(c, dirfd, &st, &p, &si, service, next, &granted)) announce(c, dirfd, &p, &si, granted, quiet) ;
+  if (writestamp(c, dirfd, &st, &p, &si, service, next, &granted))
+  {
+    hold_grant(hold, &p.ip, &si) ;   /* what a holder would refresh (hold.h) */
+    announce(c, dirfd, &p, &si, granted, quiet) ;
+  }
   fd_close(dirfd) ;
 }
 
 int main (int argc, char const *const *argv)
 {
   conf_t c ;
+  hold_t hold = HOLD_ZERO ;
   char const *service = 0 ;
   char const *bad, *why ;
   int ok = 1, quiet = 0 ;
@@ -296,7 +283,7 @@ int main (int argc, char const *const *argv)
   }
   for (;;)
   {
-    int opt = subgetopt_r(argc, argv, "+qd:t:k:n:s:L:", &l) ;
+    int opt = subgetopt_r(argc, argv, "+qd:t:k:n:s:L:h:", &l) ;
     if (opt == -1) break ;
     switch (opt)
     {
@@ -318,7 +305,8 @@ int main (int argc, char const *const *argv)
   argc -= l.ind ; argv += l.ind ;
   if (!argc) strerr_dieusage(100, USAGE) ;
 
-  if (ok) grant(&c, service, argv[0], quiet) ;
+  if (ok) grant(&c, service, argv[0], quiet, &hold) ;
+  hold_start(&hold, &c, quiet) ;   /* with the group, before it goes (hold.h) */
 
   /* Set-gid, the session must not keep the group that may write the
      relay directory: a user running pop3-wrapper by hand could name a

@@ -38,6 +38,7 @@
 #include "cdbout.h"
 #include "conf.h"
 #include "grant.h"
+#include "hold.h"
 #include "relaydir.h"
 #include "scan.h"
 #include "sources.h"
@@ -254,10 +255,25 @@ static void userof (source_t const *src, unsigned int bucket, scanent_t const *e
   fd = bfd >= 0 ? openat(bfd, addr, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) : -1 ;
   if (bfd >= 0) fd_close(bfd) ;
   if (fd >= 0) { r = read(fd, buf, sizeof buf) ; fd_close(fd) ; }
-  if (r < 0 || !stamp_parse(si, buf, (size_t)r) || !si->user[0]) strcpy(si->user, "?") ;
+  if (r < 0 || !stamp_parse(si, buf, (size_t)r)) memset(si, 0, sizeof *si) ;
+  if (!si->user[0]) strcpy(si->user, "?") ;
 }
 
-/* "ADDR user=U granted=TIME expires-in=Ns status=S[ detail][ from=HOST]" */
+/* " held-by=PID" for a grant a live session's holder keeps, " hold=ended"
+   for one whose holder is gone (hold.h); nothing for another host's
+   stamp, whose processes this host cannot see */
+static int holdstatus (stralloc *line, source_t const *src, stampinfo_t const *si)
+{
+  char num[UINT64_FMT] ;
+  uint64_t pid = 0 ;
+  int live ;
+  if (!si->holder[0] || src->label[0]) return 1 ;
+  live = hold_live(si->holder, &pid) ;
+  num[uint64_fmt(num, pid)] = 0 ;
+  return live ? stralloc_cats(line, " held-by=") && stralloc_cats(line, num) : stralloc_cats(line, " hold=ended") ;
+}
+
+/* "ADDR user=U granted=TIME expires-in=Ns status=S[ detail][ hold][ from=HOST]" */
 static int listone (void *ctx, unsigned int bucket, merged_t const *m, int over)
 {
   static char const *const status[GRANT_N] = { "granted", "expired", "future", "never", "listed", "no-key", "denied", "over-cap" } ;
@@ -286,6 +302,7 @@ static int listone (void *ctx, unsigned int bucket, merged_t const *m, int over)
   if ((d.v == GRANT_DENIED && (!stralloc_cats(&l->line, " rule-line=") || !stralloc_cats(&l->line, num)))
    || ((d.v == GRANT_NEVER || d.v == GRANT_NOKEY) && (!stralloc_cats(&l->line, " (") || !stralloc_cats(&l->line, d.why) || !stralloc_cats(&l->line, ")")))
    || (d.v == GRANT_LISTED && !stralloc_cats(&l->line, " (in POPRELAY_NEVER)"))
+   || !holdstatus(&l->line, src, &si)
    || (conf.hosts && (!stralloc_cats(&l->line, " from=") || !stralloc_cats(&l->line, src->label[0] ? src->label : "local")))
    || !stralloc_catb(&l->line, "\n", 1))
     return ENOMEM ;

@@ -122,6 +122,18 @@ int relaydir_make (int dirfd, char const *name, struct stat const *dir)
   return relaydir_make(dirfd, name, dir) ;
 }
 
+int relaydir_openbucket (int dirfd, char const *bname, struct stat const *dir)
+{
+  struct stat st ;
+  int fd ;
+  if (!relaydir_make(dirfd, bname, dir)) return -1 ;
+  fd = openat(dirfd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) ;
+  if (fd == -1) return -1 ;
+  if (fstat(fd, &st) == -1) { fd_close(fd) ; return -1 ; }
+  if (!relaydir_right(&st, dir)) { fd_close(fd) ; errno = EPERM ; return -1 ; }
+  return fd ;
+}
+
 int relaydir_fixbucket (int dirfd, char const *bname)
 {
   struct stat dir ;

@@ -45,6 +45,13 @@ extern int relaydir_right (struct stat const *sub, struct stat const *dir) ;
    may not make it). */
 extern int relaydir_make (int dirfd, char const *name, struct stat const *dir) ;
 
+/* Opens the bucket bname for writing a stamp in it, made by
+   relaydir_make when missing: returns the open directory, or -1 with
+   errno (EPERM: missing, or not right, and not this process's to make).
+   Where pop3-wrapper writes a stamp: at a login, and at each refresh of
+   a held grant (hold.h). */
+extern int relaydir_openbucket (int dirfd, char const *bname, struct stat const *dir) ;
+
 /* Empties and removes the directory name in the relay directory (a temp
    directory relaydir_make left behind when it was killed): files, fifos,
    links and empty directories go, nothing is followed. */

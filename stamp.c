@@ -73,7 +73,7 @@ int64_t stamp_ns (struct timespec const *ts)
   return (int64_t)ts->tv_sec * STAMP_SECOND + ts->tv_nsec ;
 }
 
-char const *const stamp_fieldnames[STAMP_NFIELDS] = { "user", "uid", "time", "service", "local", "via" } ;
+char const *const stamp_fieldnames[STAMP_NFIELDS] = { "user", "uid", "time", "service", "local", "via", "holder" } ;
 
 char *stamp_field (stampinfo_t *si, unsigned int i, size_t *max)
 {
@@ -84,7 +84,8 @@ char *stamp_field (stampinfo_t *si, unsigned int i, size_t *max)
     case 2 : *max = sizeof si->time ; return si->time ;
     case 3 : *max = sizeof si->service ; return si->service ;
     case 4 : *max = sizeof si->local ; return si->local ;
-    default : *max = sizeof si->via ; return si->via ;
+    case 5 : *max = sizeof si->via ; return si->via ;
+    default : *max = sizeof si->holder ; return si->holder ;
   }
 }
 

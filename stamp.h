@@ -59,6 +59,7 @@ struct stampinfo_s
   char service[STAMP_FIELDMAX] ;  /* pop3, imap, or the next program */
   char local[IP_FMT + 8] ;        /* server address and port */
   char via[STAMP_FIELDMAX] ;      /* where the address was read */
+  char holder[32] ;               /* "PID:START" of the process holding it (hold.h) */
 } ;
 
 /* "name value\n" lines. stamp_parse accepts exactly what stamp_fmt can
@@ -80,11 +81,11 @@ extern uint64_t stamp_who (stampinfo_t const *) ;
 extern int stamp_where (stralloc *, char const *dir, char const *bname, char const *name) ;
 /* The fields by number, 0 to STAMP_NFIELDS - 1, in the order stamp_fmt
    writes them: the name, and the buffer with its size in *max. */
-#define STAMP_NFIELDS 6
+#define STAMP_NFIELDS 7
 extern char const *const stamp_fieldnames[STAMP_NFIELDS] ;
 extern char *stamp_field (stampinfo_t *, unsigned int i, size_t *max) ;
 /* Room for the longest stamp stamp_fmt writes: every field full and every
-   byte escaped is about 3.5 KB. */
+   byte escaped is about 3.6 KB. */
 #define STAMP_SIZEMAX 4096
 
 /* The bucket lock: pop3-wrapper holds it while it writes a stamp, and

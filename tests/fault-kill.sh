@@ -4,7 +4,9 @@
 # cdb's, the scan cache's) go at a later run. pop3-wrapper: a stamp is
 # whole or absent, never part of one; its temp files go with relay-clean
 # after the grace period. relay-clean: a live stamp is never removed, and
-# the next pass finishes the job. The moments are drawn at random over
+# the next pass finishes the job. pop3-wrapper -h: a holder killed while
+# it refreshes leaves a whole stamp and no lock held; a session killed at
+# any moment leaves no holder behind. The moments are drawn at random over
 # each program's measured running time; the seed is printed.
 # FAULT_KILLS (default 25) is how many kills the one-shot relay-open gets.
 
@@ -110,6 +112,72 @@ is "relay-clean removes them once older than the grace period" "$(find "$POPRELA
 t env TCPREMOTEIP=192.0.2.1 USER=after pop3-wrapper true
 expect_grep "no bucket lock is left held: the next login goes through" 0 "192.0.2.1 \\(to\\|for\\) after"
 is "without waiting for a lock" "$(printf '%s\n' "$out" | grep -c 'unable to lock')" 0
+
+# --- pop3-wrapper -h: the holder killed, the session killed ---
+# TTL 1: a holder rewrites its stamp every third of a second, so that
+# kills land during its writes too. Each login runs under
+# tests/unit/reaper, which reaps its holder and returns once it is gone.
+# The holders of one round run at once, each killed at its own moment.
+rm -rf "$POPRELAY_DIR"; mkdir "$POPRELAY_DIR"
+mkdir -p "$T/pw"; cp "$BIN/pop3-wrapper" "$T/pw/pop3-wrapper"
+PW=$T/pw/pop3-wrapper; REAPER=$BIN/tests/unit/reaper
+holderof () { sed -n 's/^holder \([0-9]*\):[0-9]*$/\1/p' "$(stampfile "$1")" 2>/dev/null | grep .; }
+whole () {
+  bad=0
+  for s in $(find "$POPRELAY_DIR" -type f ! -name '.*'); do
+    case $(cat "$s") in "user $1"*"
+via TCPREMOTEIP"|"user $1"*"
+via TCPREMOTEIP
+holder "[0-9]*:[0-9]*) ;; *) bad=$((bad + 1)) ;; esac
+  done
+  echo $bad
+}
+# (waitfor sets d, n and i: these loops use other names)
+hn=0
+for hd in $(delays 12 1); do
+  hn=$((hn + 1))
+  env TCPREMOTEIP=192.0.2.$((100 + hn)) USER=h$hn "$REAPER" "$PW" -q -t 1 -h 30 sleep 1.5 >/dev/null 2>&1 &
+  eval "hd$hn=$hd"
+done
+for k in $(seq 1 $hn); do waitfor "holder $k" 100 holderof 192.0.2.$((100 + k)); done
+: > "$T/landed"
+for k in $(seq 1 $hn); do
+  eval "hd=\$hd$k"
+  ( sleep "$hd"; kill -9 "$(holderof 192.0.2.$((100 + k)))" 2>/dev/null && echo x >> "$T/landed" ) &
+done
+wait
+landed=$(wc -l < "$T/landed" | tr -d ' ')
+echo "fault-kill: $landed of $hn holder kills landed while the holder ran"
+is "holders killed at $hn random moments of their refreshes ($landed while they ran): every stamp is whole" "$(whole h)" 0
+is "no holder is left" "$(holders "$PW")" ""
+t env TCPREMOTEIP=192.0.2.101 USER=after pop3-wrapper true
+expect_grep "no bucket lock is left held by a killed holder: the next login goes through" 0 "192.0.2.101 \\(to\\|for\\) after"
+is "without waiting for a lock" "$(printf '%s\n' "$out" | grep -c 'unable to lock')" 0
+sleep 1.1
+t relay-clean -q -t 1 -g 1
+is "the temp files of killed holders go with relay-clean" "$(find "$POPRELAY_DIR" -name '.tmp.*' | wc -l | tr -d ' ')" 0
+
+# the session (pop3-wrapper's own process, then the program it runs)
+# killed at random: during the login, around the fork, or once the
+# session runs; its holder, if it was started, ends at once (pidfd)
+took=$(timed "$REAPER" env TCPREMOTEIP=192.0.2.99 "$PW" -q -t 1 -h 30 true)
+rm -rf "$POPRELAY_DIR"/*/*
+hn=0
+for hd in $(delays 8 "$(awk -v t="$took" 'BEGIN { printf "%.4f", t * 1.5 / 1000 }')") $(delays 6 0.6); do
+  hn=$((hn + 1))
+  rm -f "$T/spid.$hn"
+  env REAPER_PID="$T/spid.$hn" TCPREMOTEIP=192.0.2.$((150 + hn)) USER=k$hn "$REAPER" "$PW" -q -t 1 -h 30 sleep 3 >/dev/null 2>&1 &
+  ( k=0; while [ ! -s "$T/spid.$hn" ] && [ $k -lt 100 ]; do sleep 0.01; k=$((k + 1)); done
+    sleep "$hd"; kill -9 "$(cat "$T/spid.$hn")" ) 2>/dev/null &
+done
+s=$(ms)
+wait
+e=$(ms)
+ok "sessions killed at $hn random moments: every holder ended at once, the last reaped $((e - s)) ms after the first kill" test $((e - s)) -lt 1500
+is "no holder is left" "$(holders "$PW")" ""
+is "every stamp is whole" "$(whole k)" 0
+t env TCPREMOTEIP=192.0.2.151 USER=after pop3-wrapper true
+expect_grep "and the next login goes through without a lock held" 0 "192.0.2.151 \\(to\\|for\\) after"
 
 # --- relay-clean killed in the middle of a pass ---
 POPRELAY_DIR=$T/relay-clean POPRELAY_CACHE=$T/cache-clean

@@ -120,7 +120,7 @@ oneline "pop3-wrapper: an option without its value" 100 "^pop3-wrapper: usage: "
 t perl -e 'exec { $ARGV[0] } () or exit 120' "$BIN/pop3-wrapper"
 oneline "pop3-wrapper: an empty argument list" 100 "^pop3-wrapper: usage: "
 n0=$(find "$POPRELAY_DIR" -type f ! -name '.*' | wc -l)
-for v in POPRELAY_DIR POPRELAY_TTL POPRELAY_SKEW POPRELAY_NEVER; do
+for v in POPRELAY_DIR POPRELAY_TTL POPRELAY_SKEW POPRELAY_NEVER POPRELAY_HOLD; do
   for junk in relative "$BIN2" "$HUGE" "$NL" ""; do
     [ "$v" = POPRELAY_NEVER ] && [ -z "$junk" ] && continue   # an empty list is a good one
     t pw "$v=$junk" TCPREMOTEIP=192.0.2.50 USER=u sh -c "exec pop3-wrapper $SESSION"
@@ -133,12 +133,16 @@ for v in POPRELAY_DIR POPRELAY_TTL POPRELAY_SKEW POPRELAY_NEVER; do
     fi
   done
 done
-for o in "-d relative" "-t 0" "-k -1" "-n garbage"; do
+for o in "-d relative" "-t 0" "-k -1" "-n garbage" "-h -1" "-h 604801" "-h 12h" "-h 0x10" "-h 99999999999999999999"; do
   t pw TCPREMOTEIP=192.0.2.51 sh -c "exec pop3-wrapper $o $SESSION"
   is "pop3-wrapper $o: a warning, then the session" "$rc|$(printf '%s\n' "$out" | grep -c '^pop3-wrapper: warning: not granting relaying: bad -')|$(printf '%s\n' "$out" | tail -n 1)" "7|1|session"
 done
 t pw TCPREMOTEIP=192.0.2.52 pop3-wrapper -t "$NL" true
 oneline "pop3-wrapper: a newline in an option: one line" 0 "^pop3-wrapper: warning: not granting relaying: bad -t TTL: not a number"
+t pw TCPREMOTEIP=192.0.2.52 pop3-wrapper -h "$NL" true
+oneline "pop3-wrapper: a newline in -h: one line" 0 "^pop3-wrapper: warning: not granting relaying: bad -h HOLD: not a number of seconds from 0 (no hold) to 604800$"
+t pw TCPREMOTEIP=192.0.2.52 POPRELAY_HOLD=60 pop3-wrapper -h "$BIN2" true
+oneline "pop3-wrapper: a binary -h wins over a good POPRELAY_HOLD, and grants nothing" 0 "^pop3-wrapper: warning: not granting relaying: bad -h HOLD: not a number"
 is "bad settings: no stamp" "$(find "$POPRELAY_DIR" -type f ! -name '.*' | wc -l)" "$n0"
 t pw TCPREMOTEIP=192.0.2.52 pop3-wrapper "$T/x${LF}pop3-wrapper: info: forged"
 is "pop3-wrapper: a program named with a newline: 127, and its message one line" "$rc|$(printf '%s\n' "$out" | grep -c '^pop3-wrapper: fatal: unable to exec .*x?pop3-wrapper: info: forged: No such file or directory$')|$(printf '%s\n' "$out" | grep -vc '^pop3-wrapper: ')" "127|1|0"
@@ -170,6 +174,9 @@ t relay-open -l
 expect_grep "the longest stamp (every field full of bytes to escape) is read back by relay-open -l" 0 "^192.0.2.57 user=\\(\\\\xcc\\)\\{255\\} "
 t sh -c "exec pop3-wrapper sh -c 'echo ran >&3; for fd in 0 1 2; do [ -e /proc/self/fd/\$fd ] && echo \$fd >&3; done' 3>\"$T/fds\" <&- >&- 2>&-"
 is "closed descriptors 0, 1 and 2: the session runs with them closed, as pop3-wrapper found them" "$(cat "$T/fds")" ran
+t sh -c "exec env TCPREMOTEIP=192.0.2.61 \"$BIN/tests/unit/reaper\" pop3-wrapper -h 60 -t 3 sh -c 'sleep 0.4; echo ran >&3; for fd in 0 1 2; do [ -e /proc/self/fd/\$fd ] && echo \$fd >&3; done' 3>\"$T/fds\" <&- >&- 2>&-"
+is "-h, descriptors 0, 1 and 2 closed: the session runs with them closed" "$(cat "$T/fds")" ran
+ok "-h, descriptors 0, 1 and 2 closed: the grant is held all the same" grep -q '^holder ' "$(stampfile 192.0.2.61)"
 t pw TCPREMOTEIP=192.0.2.58 USER=u sh -c "exec pop3-wrapper true <&- >&- 2>&-"
 ok "closed descriptors: the grant is still made" stampfile 192.0.2.58
 is "and its stamp is whole" "$(sed -n 1p "$(stampfile 192.0.2.58)")" "user u"

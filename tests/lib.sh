@@ -135,6 +135,15 @@ relay_open_listening () {
   ls "${1:-$POPRELAY_DIR}/.rebuild" 2>/dev/null | grep -q '^relay-open\.'
 }
 
+# holders EXE: the pids of the running processes whose program is EXE,
+# a copy of pop3-wrapper of the test's own: its holders (pop3-wrapper -h),
+# since a session runs another program
+holders () {
+  for p in /proc/[0-9]*; do
+    [ "$(readlink "$p/exe" 2>/dev/null)" = "$1" ] && echo "${p#/proc/}"
+  done | tr '\n' ' ' | sed 's/ $//'
+}
+
 done_testing () {
   echo "$passed $failed" >> "$RESULTS"
 }

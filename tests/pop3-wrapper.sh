@@ -227,7 +227,7 @@ pop3-wrapper: fatal: unable to exec /nonexistent/program: No such file or direct
 t env TCPREMOTEIP=bad pop3-wrapper "$T/outside"
 expect_grep "the next program is not executable: 126" 126 "unable to exec $T/outside: Permission denied"
 t pop3-wrapper
-expect "no program: usage, 100" 100 "pop3-wrapper: usage: pop3-wrapper [ -q ] [ -d dir ] [ -t ttl ] [ -k skew ] [ -n never ] [ -L 0|1 ] [ -s service ] prog..."
+expect "no program: usage, 100" 100 "pop3-wrapper: usage: pop3-wrapper [ -q ] [ -d dir ] [ -t ttl ] [ -k skew ] [ -n never ] [ -L 0|1 ] [ -h hold ] [ -s service ] prog..."
 t pop3-wrapper -x true
 expect_grep "unknown option: usage, 100" 100 "^pop3-wrapper: usage: "
 t env TCPREMOTEIP=192.0.2.17 pop3-wrapper -d "$POPRELAY_DIR" sh -c 'echo "$0 $1"; ls -l /proc/self/fd/ | grep -c " -> "' one

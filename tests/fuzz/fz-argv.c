@@ -19,7 +19,9 @@
    - pop3-wrapper runs the session unless its own arguments are wrong:
      it exits 100 only with a usage line.
    - A stamp appears only for an address one of the variables gave
-     (fd 0 is not a socket here): nothing else is ever granted. */
+     (fd 0 is not a socket here): nothing else is ever granted.
+   - A holder (pop3-wrapper -h) ends with its session: no process of the
+     run is left two seconds after pop3-wrapper's. */
 
 #define _GNU_SOURCE   /* posix_spawn_file_actions_addchdir_np */
 #include <dirent.h>
@@ -31,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <skalibs/stralloc.h>
@@ -47,7 +50,7 @@ static char const *const vars[] = {
   "POPRELAY_DIR", "POPRELAY_CACHE", "POPRELAY_RULES", "POPRELAY_CDB", "POPRELAY_TTL",
   "POPRELAY_SKEW", "POPRELAY_GRACE", "POPRELAY_NEVER", "POPRELAY_ENV", "POPRELAY_TCPRULES",
   "TCPREMOTEIP", "PROTO", "TCP6REMOTEIP", "SSLREMOTEIP", "IP", "REMOTE_HOST", "USER", "SERVICE",
-  "AUTHORIZED", "TCPLOCALIP", "TCPLOCALPORT", "LOCAL_IP", "SSLLOCALIP", "X" } ;
+  "AUTHORIZED", "TCPLOCALIP", "TCPLOCALPORT", "LOCAL_IP", "SSLLOCALIP", "POPRELAY_HOLD", "X" } ;
 #define NVARS (sizeof vars / sizeof *vars)
 /* the client address variables: what may become a stamp */
 #define ADDRVAR(i) ((i) == 10 || ((i) >= 12 && (i) <= 15))
@@ -81,6 +84,8 @@ static void setup (void)
   snprintf(bin, sizeof bin, "%s", b) ;
   snprintf(S, sizeof S, "/tmp/poprelay-fzargv.XXXXXX") ;
   if (!mkdtemp(S)) { perror("mkdtemp") ; exit(111) ; }
+  /* the holders of pop3-wrapper -h become this process's children */
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) == -1) { perror("prctl") ; exit(111) ; }
   atexit(&cleanup) ;
   snprintf(p, sizeof p, "%s/relay", S) ; mkdir(p, 0755) ;
   snprintf(p, sizeof p, "%s/bin", S) ; mkdir(p, 0755) ;
@@ -266,6 +271,22 @@ int LLVMFuzzerTestOneInput (uint8_t const *d, size_t s)
         waited = 0 ;
         limit = 10000 ;
       }
+      nanosleep(&tick, 0) ;
+    }
+  }
+
+  /* A holder (pop3-wrapper -h) ends with its session, which here exits
+     at once: once reaped, none may be left two seconds later */
+  {
+    struct timespec tick = { 0, 1000000 } ;
+    unsigned int waited = 0 ;
+    for (;;)
+    {
+      int st ;
+      pid_t r = waitpid(-1, &st, WNOHANG) ;
+      if (r > 0) continue ;
+      if (r == -1 && errno != EINTR) break ;   /* ECHILD: none left */
+      FZ_CHECK(++waited < 2000, "%s: a holder outlived its session by two seconds", progs[which]) ;
       nanosleep(&tick, 0) ;
     }
   }

@@ -9,8 +9,9 @@
      every setting as it was.
    - What is accepted stays within the documented bounds: paths absolute
      and at most 4000 bytes, POPRELAY_TTL and POPRELAY_GRACE 1 to
-     31536000, POPRELAY_SKEW 0 to 3600, each written in plain decimal
-     exactly as given; POPRELAY_TCPRULES one of the two names;
+     31536000, POPRELAY_SKEW 0 to 3600, POPRELAY_HOLD 0 to 604800, each
+     written in plain decimal exactly as given; POPRELAY_TCPRULES one of
+     the names;
      POPRELAY_NEVER at most 256 prefixes, each its entry read alone, no
      bit set past a prefix; POPRELAY_ENV a list of "+NAME=value" entries,
      one per variable given, that a grant carries.
@@ -27,11 +28,11 @@
 static uint8_t const *data ;
 static size_t size ;
 
-static char const *const names[] = { "POPRELAY_DIR", "POPRELAY_CACHE", "POPRELAY_RULES", "POPRELAY_CDB", "POPRELAY_TTL", "POPRELAY_SKEW", "POPRELAY_GRACE", "POPRELAY_TCPRULES", "POPRELAY_NEVER", "POPRELAY_ENV", "POPRELAY_USERMAX", "POPRELAY_LINKLOCAL", "POPRELAY_HOSTS", "POPRELAY_BOGUS", "POPRELAY_dir" } ;
+static char const *const names[] = { "POPRELAY_DIR", "POPRELAY_CACHE", "POPRELAY_RULES", "POPRELAY_CDB", "POPRELAY_TTL", "POPRELAY_SKEW", "POPRELAY_GRACE", "POPRELAY_TCPRULES", "POPRELAY_NEVER", "POPRELAY_ENV", "POPRELAY_USERMAX", "POPRELAY_LINKLOCAL", "POPRELAY_HOSTS", "POPRELAY_HOLD", "POPRELAY_BOGUS", "POPRELAY_dir" } ;
 #define NNAMES (sizeof names / sizeof *names)
 /* the variables that exist, and their option letters */
-#define NVARS 13
-static char const letters[] = "dcrotkgTnemLH" ;
+#define NVARS 14
+static char const letters[] = "dcrotkgTnemLHh" ;
 
 static int ref_uint (char const *s, unsigned long min, unsigned long max, unsigned int *u)
 {
@@ -61,7 +62,7 @@ static int same_conf (conf_t const *a, conf_t const *b)
       && a->nnever == b->nnever && !memcmp(a->never, b->never, a->nnever * sizeof(ipnet_t))
       && a->env.len == b->env.len && (!a->env.len || !memcmp(a->env.s, b->env.s, a->env.len))
       && a->usermax == b->usermax && a->linklocal == b->linklocal
-      && (a->hosts == b->hosts || (a->hosts && b->hosts && !strcmp(a->hosts, b->hosts))) ;
+      && (a->hosts == b->hosts || (a->hosts && b->hosts && !strcmp(a->hosts, b->hosts))) && a->hold == b->hold ;
 }
 
 static void check_accepted (conf_t const *c, conf_t const *def, unsigned int which, char const *v)
@@ -173,6 +174,10 @@ static void check_accepted (conf_t const *c, conf_t const *def, unsigned int whi
       for (char const *p = v ; *p ; p++)
         FZ_CHECK((unsigned char)*p >= 0x20 && *p != 0x7f, "POPRELAY_HOSTS set to a path holding the byte 0x%02x", (unsigned char)*p) ;
       x.hosts = def->hosts ;
+      break ;
+    case 13 :
+      FZ_CHECK(ref_uint(v, 0, 604800, &u) && u == c->hold, "POPRELAY_HOLD accepted \"%s\" as %u", v, c->hold) ;
+      x.hold = def->hold ;
       break ;
     default :
       FZ_CHECK(0, "%s was accepted", names[which]) ;

@@ -26,6 +26,7 @@ int main (void)
     if (!conf_set(&c, line, sp, &why)) { printf("refused: %s\n", why) ; stralloc_free(&c.env) ; continue ; }
     printf("dir=%s cache=%s rules=%s cdb=%s ttl=%u skew=%u grace=%u keys=%d never=%u env=", c.dir, c.cache, c.rules, c.cdb, c.ttl, c.skew, c.grace, c.keys, c.nnever) ;
     putesc(c.env.s, c.env.len) ;
+    if (c.hold) printf(" hold=%u", c.hold) ;
     printf("\n") ;
     stralloc_free(&c.env) ;
   }

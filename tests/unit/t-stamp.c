@@ -54,6 +54,7 @@ int main (void)
       if (!stamp_parse(&si, line + 6, n)) { printf("refused\n") ; continue ; }
       printf("user=") ; putesc(si.user, strlen(si.user)) ;
       printf(" uid=%s time=%s service=%s local=%s via=%s", si.uid, si.time, si.service, si.local, si.via) ;
+      if (si.holder[0]) printf(" holder=%s", si.holder) ;
       if (!stamp_fmt(&sa, &si)) { printf(" fmt failed\n") ; continue ; }
       printf(" fmt=") ; putesc(sa.s, sa.len) ;
       printf(" %s\n", sa.len == n && (!n || !memcmp(sa.s, line + 6, n)) ? "same" : "different") ;
