@@ -84,8 +84,6 @@ static void setup (void)
   snprintf(bin, sizeof bin, "%s", b) ;
   snprintf(S, sizeof S, "/tmp/poprelay-fzargv.XXXXXX") ;
   if (!mkdtemp(S)) { perror("mkdtemp") ; exit(111) ; }
-  /* the holders of pop3-wrapper -h become this process's children */
-  if (prctl(PR_SET_CHILD_SUBREAPER, 1) == -1) { perror("prctl") ; exit(111) ; }
   atexit(&cleanup) ;
   snprintf(p, sizeof p, "%s/relay", S) ; mkdir(p, 0755) ;
   snprintf(p, sizeof p, "%s/bin", S) ; mkdir(p, 0755) ;
@@ -159,6 +157,66 @@ static int maybe_service (char **argv, int argc)
   return 0 ;
 }
 
+/* The run of one program, in a child of the fuzzer's own that is the
+   subreaper of what the program starts, so that a holder is told from
+   any other child of the fuzzer (the sanitizers' symbolizer, which
+   libFuzzer starts to name new functions and which stays). The child
+   gives the program 0.3 s if a service, 10 s otherwise, then SIGTERM,
+   then 2 s more; then waits for the program's descendants, 2 s at most;
+   and says how it went through a pipe. */
+typedef struct outcome_s { int status, termed, stuck ; } outcome_t ;  /* stuck: 1 the program, 2 a holder */
+
+static void runchild (int wfd, posix_spawn_file_actions_t const *fa, char const *prog, char **argv, char **envp, int service)
+{
+  outcome_t o = { 0, 0, 0 } ;
+  struct timespec tick = { 0, 200000 }, ms = { 0, 1000000 } ;
+  unsigned long limit = service ? 1500 : 50000, waited = 0 ;
+  pid_t pid ;
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) == -1 || posix_spawn(&pid, prog, fa, 0, argv, envp)) _exit(111) ;
+  for (;;)
+  {
+    pid_t r = waitpid(pid, &o.status, WNOHANG) ;
+    if (r == pid) break ;
+    if (r == -1 && errno != EINTR) _exit(111) ;
+    if (++waited == limit)
+    {
+      if (o.termed) { kill(pid, SIGKILL) ; waitpid(pid, &o.status, 0) ; o.stuck = 1 ; break ; }
+      kill(pid, SIGTERM) ;
+      o.termed = 1 ;
+      waited = 0 ;
+      limit = 10000 ;
+    }
+    nanosleep(&tick, 0) ;
+  }
+  /* A holder (pop3-wrapper -h) ends with its session, which here exits
+     at once: once the program is reaped, none may be left 2 s later */
+  for (waited = 0 ; !o.stuck ;)
+  {
+    int st ;
+    pid_t r = waitpid(-1, &st, WNOHANG) ;
+    if (r > 0) continue ;
+    if (r == -1 && errno != EINTR) break ;   /* ECHILD: none left */
+    if (++waited >= 2000) o.stuck = 2 ;
+    else nanosleep(&ms, 0) ;
+  }
+  if (write(wfd, &o, sizeof o) != sizeof o) _exit(111) ;
+  _exit(0) ;
+}
+
+static void run (posix_spawn_file_actions_t const *fa, char const *prog, char **argv, char **envp, int service, outcome_t *o)
+{
+  int p[2], st ;
+  pid_t c ;
+  if (pipe(p) == -1) { perror("pipe") ; abort() ; }
+  c = fork() ;
+  if (c == -1) { perror("fork") ; abort() ; }
+  if (!c) { close(p[0]) ; runchild(p[1], fa, prog, argv, envp, service) ; }
+  close(p[1]) ;
+  while (waitpid(c, &st, 0) == -1) if (errno != EINTR) { perror("waitpid") ; abort() ; }
+  if (read(p[0], o, sizeof *o) != sizeof *o || !WIFEXITED(st) || WEXITSTATUS(st)) { fprintf(stderr, "fz-argv: the run of %s failed\n", prog) ; abort() ; }
+  close(p[0]) ;
+}
+
 extern char **environ ;
 
 int LLVMFuzzerTestOneInput (uint8_t const *d, size_t s)
@@ -167,12 +225,12 @@ int LLVMFuzzerTestOneInput (uint8_t const *d, size_t s)
   char *argv[66], *envp[NVARS + 8] ;
   stralloc envs = STRALLOC_ZERO ;
   size_t envoff[NVARS + 8] ;
-  int argc = 1, nenv = 0, which, status = 0, termed = 0, service ;
+  int argc = 1, nenv = 0, which, status, termed, service ;
+  outcome_t o ;
   int set[NVARS] ;
   char prog[4200], out[256], err[256] ;
   static char ebuf[1 << 16] ;
   posix_spawn_file_actions_t fa ;
-  pid_t pid ;
 
   if (!S[0]) setup() ;
   data = d ; size = s ;
@@ -248,48 +306,15 @@ int LLVMFuzzerTestOneInput (uint8_t const *d, size_t s)
    || posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
    || posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600)
    || posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0600)
-   || posix_spawn_file_actions_addchdir_np(&fa, S)
-   || posix_spawn(&pid, prog, &fa, 0, argv, envp))
-  { perror("posix_spawn") ; abort() ; }
-  posix_spawn_file_actions_destroy(&fa) ;
-
-  /* a service gets 0.3 s, then SIGTERM; anything else 10 s */
+   || posix_spawn_file_actions_addchdir_np(&fa, S))
+  { perror("posix_spawn_file_actions") ; abort() ; }
   service = which && maybe_service(argv, argc) ;
-  {
-    struct timespec tick = { 0, 200000 } ;
-    unsigned long limit = service ? 1500 : 50000, waited = 0 ;
-    for (;;)
-    {
-      int r = waitpid(pid, &status, WNOHANG) ;
-      if (r == pid) break ;
-      if (r == -1 && errno != EINTR) { perror("waitpid") ; abort() ; }
-      if (++waited == limit)
-      {
-        if (termed) { kill(pid, SIGKILL) ; waitpid(pid, &status, 0) ; fz_fail(d, s, "%s did not stop %s", progs[which], service ? "on SIGTERM" : "within 10 seconds") ; }
-        kill(pid, SIGTERM) ;
-        termed = 1 ;
-        waited = 0 ;
-        limit = 10000 ;
-      }
-      nanosleep(&tick, 0) ;
-    }
-  }
-
-  /* A holder (pop3-wrapper -h) ends with its session, which here exits
-     at once: once reaped, none may be left two seconds later */
-  {
-    struct timespec tick = { 0, 1000000 } ;
-    unsigned int waited = 0 ;
-    for (;;)
-    {
-      int st ;
-      pid_t r = waitpid(-1, &st, WNOHANG) ;
-      if (r > 0) continue ;
-      if (r == -1 && errno != EINTR) break ;   /* ECHILD: none left */
-      FZ_CHECK(++waited < 2000, "%s: a holder outlived its session by two seconds", progs[which]) ;
-      nanosleep(&tick, 0) ;
-    }
-  }
+  run(&fa, prog, argv, envp, service, &o) ;
+  posix_spawn_file_actions_destroy(&fa) ;
+  if (o.stuck == 1) fz_fail(d, s, "%s did not stop %s", progs[which], service ? "on SIGTERM" : "within 10 seconds") ;
+  FZ_CHECK(o.stuck != 2, "%s: a holder outlived its session by two seconds", progs[which]) ;
+  status = o.status ;
+  termed = o.termed ;
 
   slurp("err", ebuf, sizeof ebuf) ;
   if (!WIFEXITED(status))
