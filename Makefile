@@ -15,7 +15,7 @@ DESTDIR =
 PROGRAMS = pop3-wrapper relay-open relay-clean
 MANPAGES = pop3-wrapper.8 relay-open.8 relay-clean.8
 UNITS = tests/unit/t-ip tests/unit/t-rules tests/unit/t-stamp tests/unit/t-conf tests/unit/mkstamps tests/unit/logsink tests/unit/t-s6rules tests/unit/s6check tests/unit/reaper
-MODULES = ip conf rules stamp scan watch sources grant chain cdbout trigger relaydir peer s6rules hold
+MODULES = ip conf rules stamp scan watch sources grant chain cdbout trigger relaydir peer s6rules hold memo
 
 all: $(addprefix $(B)/,$(PROGRAMS))
 
@@ -28,7 +28,7 @@ $(B)/%.o: %.c $(wildcard *.h) $(wildcard tests/unit/*.h) conf-cc
 $(B)/pop3-wrapper: $(addprefix $(B)/,pop3-wrapper.o ip.o conf.o rules.o stamp.o trigger.o relaydir.o peer.o chain.o hold.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
-$(B)/relay-open: $(addprefix $(B)/,relay-open.o ip.o conf.o rules.o stamp.o scan.o watch.o sources.o grant.o cdbout.o trigger.o relaydir.o s6rules.o hold.o) conf-ld
+$(B)/relay-open: $(addprefix $(B)/,relay-open.o ip.o conf.o rules.o stamp.o scan.o watch.o sources.o grant.o memo.o cdbout.o trigger.o relaydir.o s6rules.o hold.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(CDB) $(SKARNET)
 
 $(B)/relay-clean: $(addprefix $(B)/,relay-clean.o ip.o conf.o rules.o stamp.o scan.o watch.o sources.o chain.o trigger.o relaydir.o) conf-ld

@@ -6,6 +6,7 @@
 #include <skalibs/strerr.h>
 #include <skalibs/types.h>
 #include "grant.h"
+#include "memo.h"
 #include "stamp.h"
 
 extern char const *PROG ;
@@ -64,7 +65,7 @@ int grant_load (grant_t *g, conf_t const *conf, int64_t now, int listing, int fa
     badline(g, line, what, fatal) ;
     return 100 ;
   }
-  stralloc_free(&text) ;
+  g->text = text ;   /* for the memo (memo.h) */
   if (conf->keys == KEYS_S6 && !listing)
   {
     int code = loads6(g, fatal) ;
@@ -82,6 +83,7 @@ int grant_load (grant_t *g, conf_t const *conf, int64_t now, int listing, int fa
 void grant_free (grant_t *g)
 {
   rules_free(&g->rules) ;
+  stralloc_free(&g->text) ;
   s6rules_free(&g->s6) ;
   stralloc_free(&g->values) ;
   stralloc_free(&g->conv) ;
@@ -131,18 +133,25 @@ static int keysof (grant_t *g, scanent_t const *e, verdict_t *d)
   return GRANT_GRANTED ;
 }
 
-void grant_judge (grant_t *g, scanent_t const *e, int over, verdict_t *d)
+void grant_judge_live (grant_t *g, scanent_t const *e, int over, verdict_t *d)
 {
-  int st = stamp_state(e->mtime, g->now, g->conf->ttl, g->conf->skew) ;
   d->nkeys = 0 ;
   d->why = 0 ;
   d->rec[0] = -1 ;
-  if (st == STAMP_EXPIRED) d->v = GRANT_EXPIRED ;
-  else if (st == STAMP_FUTURE) d->v = GRANT_FUTURE ;
-  else if ((d->why = ip_never(&e->ip)) || (!g->conf->linklocal && (d->why = ip_linklocal(&e->ip)))) d->v = GRANT_NEVER ;
+  if ((d->why = ip_never(&e->ip)) || (!g->conf->linklocal && (d->why = ip_linklocal(&e->ip)))) d->v = GRANT_NEVER ;
   else if (ipnets_match(g->conf->never, g->conf->nnever, &e->ip)) d->v = GRANT_LISTED ;
   else d->v = keysof(g, e, d) ;
   if (d->v == GRANT_GRANTED && over) d->v = GRANT_OVERCAP ;
+}
+
+void grant_judge (grant_t *g, scanent_t const *e, int over, verdict_t *d)
+{
+  int st = stamp_state(e->mtime, g->now, g->conf->ttl, g->conf->skew) ;
+  if (st == STAMP_LIVE) { grant_judge_live(g, e, over, d) ; return ; }
+  d->nkeys = 0 ;
+  d->why = 0 ;
+  d->rec[0] = -1 ;
+  d->v = st == STAMP_EXPIRED ? GRANT_EXPIRED : GRANT_FUTURE ;
 }
 
 /* the value of a grant whose static record is rec, made once per record */
@@ -172,7 +181,7 @@ static int grantvalue (grant_t *g, long rec, char const **v, size_t *len)
   return 1 ;
 }
 
-int grant_write (grant_t *g, cdbout_t *out, scanent_t const *e, verdict_t const *d)
+int grant_write (grant_t *g, cdbout_t *out, scanent_t const *e, verdict_t const *d, stralloc *memo)
 {
   char const *val ;
   size_t vlen ;
@@ -191,7 +200,7 @@ int grant_write (grant_t *g, cdbout_t *out, scanent_t const *e, verdict_t const 
   for (unsigned int k = 0 ; k < d->nkeys ; k++)
   {
     if (!grantvalue(g, d->rec[k], &val, &vlen)) return 0 ;
-    if (!cdbout_add(out, d->keys.s[k], d->keys.len[k], val, vlen)) return 0 ;
+    if (memo ? !memo_record(memo, d->keys.s[k], d->keys.len[k], val, vlen) : !cdbout_add(out, d->keys.s[k], d->keys.len[k], val, vlen)) return 0 ;
   }
   return 1 ;
 }

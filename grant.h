@@ -49,6 +49,7 @@ struct grant_s
   conf_t const *conf ;
   int64_t now ;
   rules_t rules ;
+  stralloc text ;         /* the static rules as read */
   s6rules_t s6 ;
   stralloc values ;       /* grant values, one per static record picked */
   uint32_t *valoff ;      /* 1 + offset in values, per record; [0] is "no record" */
@@ -64,10 +65,14 @@ struct grant_s
 extern int grant_load (grant_t *, conf_t const *, int64_t now, int listing, int fatal, int verbose) ;
 extern void grant_free (grant_t *) ;
 
-/* The verdict on one stamp; over: POPRELAY_USERMAX refuses it. */
+/* The verdict on one stamp; over: POPRELAY_USERMAX refuses it.
+   grant_judge_live gives the verdict it has while live, whatever its
+   time says (for the memo, memo.h). */
 extern void grant_judge (grant_t *, scanent_t const *, int over, verdict_t *) ;
-/* The records of a grant (verdict GRANT_GRANTED). 1, or 0 with errno. */
-extern int grant_write (grant_t *, cdbout_t *, scanent_t const *, verdict_t const *) ;
+extern void grant_judge_live (grant_t *, scanent_t const *, int over, verdict_t *) ;
+/* The records of a grant (verdict GRANT_GRANTED), added to the cdb, or,
+   with memo, to the memo (memo_record) instead. 1, or 0 with errno. */
+extern int grant_write (grant_t *, cdbout_t *, scanent_t const *, verdict_t const *, stralloc *memo) ;
 /* The warning for a stamp that grants nothing, where one is due. */
 extern void grant_warn (grant_t const *, scanent_t const *, verdict_t const *) ;
 /* The static records, after the grants. 1, or 0 with errno. */

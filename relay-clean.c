@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -318,9 +319,25 @@ static void rebuild (char const *const *prog)
 }
 
 /* -w: a pass, then a sleep until the next grant is due to expire (or a
-   temp file is due to go), and at most a minute or one TTL. SIGTERM,
+   temp file is due to go), and at most a minute or one TTL. On a busy
+   host a grant expires every few milliseconds: the next pass starts no
+   sooner than a tenth of a second after the last one ended, nor sooner
+   than four times as long as it took, so that stamps go in batches and
+   the service spends a fifth of a core at most (relay-open -w drops an
+   expired grant from the cdb on time by itself; the stamp's file only
+   waits). SIGTERM,
    SIGINT and SIGHUP stop it, through skalibs' selfpipe: a signal is never
    lost between a check and a sleep. */
+#define PASSGAP (STAMP_SECOND / 10)
+#define PASSSHARE 4
+
+static int64_t monotime (void)
+{
+  struct timespec ts ;
+  clock_gettime(CLOCK_MONOTONIC, &ts) ;
+  return stamp_ns(&ts) ;
+}
+
 static int service (sources_t *srcs, char const *const *prog)
 {
   sigset_t set ;
@@ -332,7 +349,7 @@ static int service (sources_t *srcs, char const *const *prog)
   {
     pass_t p ;
     struct pollfd pfd = { .fd = sigfd, .events = POLLIN, .revents = 0 } ;
-    int64_t now, wake ;
+    int64_t now, wake, began = monotime(), took ;
     int code ;
     /* the directories opened anew at each pass: an administrator may
        have moved or added one */
@@ -356,7 +373,9 @@ static int service (sources_t *srcs, char const *const *prog)
     if (p.nexttemp && p.nexttemp < wake) wake = p.nexttemp ;
     if (p.busy && now + STAMP_SECOND < wake) wake = now + STAMP_SECOND ;   /* the locked bucket, soon */
     wake += STAMP_SECOND / 100 ;   /* 10 ms past the deadline, so it has passed */
-    if (wake < now) wake = now ;
+    took = monotime() - began ;
+    if (wake < now + PASSGAP) wake = now + PASSGAP ;
+    if (wake < now + PASSSHARE * took) wake = now + PASSSHARE * took ;
     if (poll(&pfd, 1, (int)((wake - now) / 1000000)) > 0 && selfpipe_read() > 0) return 0 ;
   }
 }

@@ -38,6 +38,7 @@
 #include "cdbout.h"
 #include "conf.h"
 #include "grant.h"
+#include "memo.h"
 #include "hold.h"
 #include "relaydir.h"
 #include "scan.h"
@@ -151,22 +152,73 @@ struct build_s
   cdbout_t out ;
   unsigned long counts[GRANT_N] ;
   int64_t nextexpiry ;    /* earliest expiry among the grants, 0 if none */
+  memo_t *memo ;          /* for the service, where it can serve (memo.h) */
+  unsigned int bucket ;   /* the bucket at hand, */
+  size_t at ;             /* the index in it of the stamp at hand, */
+  uint64_t gen ;          /* its generation, */
+  int replay ;            /* and whether its memo serves */
+  unsigned long judged ;  /* stamps the memo did not know */
 } ;
+
+static memo_t memo = MEMO_ZERO ;
+
+static int expiring (build_t *b, merged_t const *m)
+{
+  int64_t exp = stamp_expiry(m->e.mtime, conf.ttl) ;
+  if (!b->nextexpiry || exp < b->nextexpiry) b->nextexpiry = exp ;
+  return 0 ;
+}
+
+/* A stamp through the memo of its bucket: its verdict while live taken
+   from the memo, or judged and put in the memo; whether it is live, from
+   its time; its records, from the memo. A stamp that does not grant is
+   warned about when it is judged, not at each build. */
+static int memotake (build_t *b, unsigned int bucket, merged_t const *m)
+{
+  int st = stamp_state(m->e.mtime, b->g.now, conf.ttl, conf.skew), v ;
+  size_t i = b->at++ ;
+  if (!i || bucket != b->bucket)
+  {
+    b->bucket = bucket ;
+    b->at = 1 ; i = 0 ;
+    if (!sources_gen(&sources, bucket, &b->gen)) return EINVAL ;
+    b->replay = memo_valid(b->memo, bucket, b->gen, sources_nmerged(&sources)) ;
+    if (!b->replay) memo_start(b->memo, bucket) ;
+  }
+  if (b->replay) v = memo_verdict(b->memo, bucket, i) ;
+  else
+  {
+    int r = memo_again(b->memo, bucket, &m->e.ip) ;
+    if (r < 0) return errno ? errno : ENOMEM ;
+    if (!r)
+    {
+      verdict_t d ;
+      grant_judge_live(&b->g, &m->e, 0, &d) ;
+      if (!memo_stamp(b->memo, bucket, &m->e.ip, d.v) || (d.v == GRANT_GRANTED && !grant_write(&b->g, &b->out, &m->e, &d, memo_of(b->memo, bucket))))
+        return errno ? errno : ENOMEM ;
+      if (st == STAMP_LIVE && d.v != GRANT_GRANTED) grant_warn(&b->g, &m->e, &d) ;
+      b->judged++ ;
+    }
+    if (b->at == sources_nmerged(&sources)) memo_done(b->memo, bucket, b->gen) ;
+    v = memo_verdict(b->memo, bucket, i) ;
+  }
+  if (st != STAMP_LIVE) { b->counts[st == STAMP_EXPIRED ? GRANT_EXPIRED : GRANT_FUTURE]++ ; return 0 ; }
+  b->counts[v]++ ;
+  if (v != GRANT_GRANTED) return 0 ;
+  if (!memo_write(b->memo, bucket, i, &b->out)) return errno ? errno : EIO ;
+  return expiring(b, m) ;
+}
 
 static int take (void *ctx, unsigned int bucket, merged_t const *m, int over)
 {
   build_t *b = ctx ;
   verdict_t d ;
-  (void)bucket ;
+  if (b->memo) return memotake(b, bucket, m) ;
   grant_judge(&b->g, &m->e, over, &d) ;
   b->counts[d.v]++ ;
   if (d.v != GRANT_GRANTED) { grant_warn(&b->g, &m->e, &d) ; return 0 ; }
-  if (!grant_write(&b->g, &b->out, &m->e, &d)) return errno ? errno : EIO ;
-  {
-    int64_t exp = stamp_expiry(m->e.mtime, conf.ttl) ;
-    if (!b->nextexpiry || exp < b->nextexpiry) b->nextexpiry = exp ;
-  }
-  return 0 ;
+  if (!grant_write(&b->g, &b->out, &m->e, &d, 0)) return errno ? errno : EIO ;
+  return expiring(b, m) ;
 }
 
 static void builtline (build_t const *b, unsigned int reread, unsigned long looked, int64_t start)
@@ -178,7 +230,12 @@ static void builtline (build_t const *b, unsigned int reread, unsigned long look
   ex[ulong_fmt(ex, b->counts[GRANT_EXPIRED] + b->counts[GRANT_FUTURE])] = 0 ;
   rr[uint_fmt(rr, reread)] = 0 ;
   ms[uint64_fmt(ms, (uint64_t)((stamp_now() - start) / 1000000))] = 0 ;
-  if (watching) strerr_warni("built ", conf.cdb, ": ", g, " grants, ", n, " static records, ", ex, " stale stamps; inotify: looked at ", lk, " stamps, read ", rr, " buckets again; ", ms, " ms") ;
+  if (watching)
+  {
+    char jd[ULONG_FMT] ;
+    jd[ulong_fmt(jd, b->judged)] = 0 ;
+    strerr_warni("built ", conf.cdb, ": ", g, " grants, ", n, " static records, ", ex, " stale stamps; inotify: looked at ", lk, " stamps, read ", rr, " buckets again, judged ", jd, " stamps anew; ", ms, " ms") ;
+  }
   else strerr_warni("built ", conf.cdb, ": ", g, " grants, ", n, " static records, ", ex, " stale stamps; read ", rr, " of 256 buckets; ", ms, " ms") ;
 }
 
@@ -206,6 +263,12 @@ static int build (int64_t *nextexpiry, int fatal)
   code = grant_load(&b.g, &conf, now, 0, fatal, verbose) ;
   if (code) goto end ;
   code = 111 ;
+  /* the memo, for the service over one watched directory; not with
+     POPRELAY_USERMAX, whose cap moves with the times of other stamps, nor
+     for s6, whose records replace static ones */
+  if (watching && sources_n(&sources) == 1 && !conf.usermax && conf.keys != KEYS_S6
+   && memo_rules(&memo, b.g.text.s ? b.g.text.s : "", b.g.text.len))
+    b.memo = &memo ;
   if (!cdbout_start(&b.out, conf.cdb)) { strerr_warnwusys("create ", cdbout_what(&b.out)) ; goto freeout ; }
   r = eachstamp(&how, &reportjunk, &b.g, &take, &b, &reread, &looked) ;
   if (r)

@@ -222,6 +222,14 @@ int sources_bucket (sources_t *s, unsigned int b)
   return 1 ;
 }
 
+int sources_gen (sources_t const *s, unsigned int b, uint64_t *gen)
+{
+  source_t const *src = sources_get(s, 0) ;
+  if (sources_n(s) != 1 || !src->watching) return 0 ;
+  *gen = watch_gen(src->w, b) ;
+  return 1 ;
+}
+
 unsigned int sources_end (sources_t *s, unsigned long *looked)
 {
   unsigned int reread = 0 ;

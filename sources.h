@@ -87,6 +87,11 @@ extern int sources_bucket (sources_t *, unsigned int b) ;
    sources_start does. Returns 1, or 0 with errno. */
 extern int sources_scan (source_t *, scan_t const *how, char const *cache, sources_aside_fn *aside, scanner_t *) ;
 
+/* For the memo of relay-open -w (memo.h): with a single source, watched,
+   the generation of its bucket b (watch_gen) in gen, and 1; otherwise 0:
+   a merge of several may change with the stamps' times alone. */
+extern int sources_gen (sources_t const *, unsigned int b, uint64_t *gen) ;
+
 /* Ends a build's reading: the buckets it read again, in all, and the
    names the watched sources looked at again. */
 extern unsigned int sources_end (sources_t *, unsigned long *looked) ;

@@ -16,6 +16,10 @@
 
 char const *watch_why = 0 ;
 
+/* the generations of every watch of the process: never the same twice,
+   so that a watch started anew never gives an old one's (watch_gen) */
+static uint64_t lastgen = 0 ;
+
 /* what a bucket's watch reports: stamps renamed in or out, made,
    removed, their time or mode changed in place */
 #define BUCKETMASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | IN_CLOSE_WRITE \
@@ -83,7 +87,10 @@ int watch_start (watch_t *w, scan_t const *how, int dirfd)
   if (w->dirwd == -1) goto err ;
   /* each watch before its bucket is read: nothing is missed between */
   for (unsigned int b = 0 ; b < STAMP_BUCKETS ; b++)
+  {
+    w->gen[b] = ++lastgen ;
     if (!watchbucket(w, b) || !scan_bucket(&w->scanner, b, &w->ents[b])) goto err ;
+  }
   return 1 ;
  err:
   watch_free(w) ;
@@ -189,6 +196,7 @@ static int lookagain (watch_t *w, unsigned int b, int bfd, ip_t const *ip)
       return 1 ;
     }
     w->changed = 1 ;
+    w->gen[b] = ++lastgen ;
     return stralloc_insertb(sa, at * sizeof e, (char const *)&e, sizeof e) ;
   }
   if (there)
@@ -196,6 +204,7 @@ static int lookagain (watch_t *w, unsigned int b, int bfd, ip_t const *ip)
     memmove(sa->s + at * sizeof e, sa->s + (at + 1) * sizeof e, sa->len - (at + 1) * sizeof e) ;
     sa->len -= sizeof e ;
     w->changed = 1 ;
+    w->gen[b] = ++lastgen ;
   }
   return 1 ;
 }
@@ -206,6 +215,7 @@ static int readagain (watch_t *w, unsigned int b)
   int old = w->wd[b] ;
   if (!watchbucket(w, b)) return 0 ;
   if (old >= 0 && w->wd[b] != old) inotify_rm_watch(w->ifd, old) ;
+  w->gen[b] = ++lastgen ;   /* before: a read that fails leaves what it read */
   if (!scan_bucket(&w->scanner, b, &w->ents[b])) return 0 ;
   w->reread++ ;
   w->changed = 1 ;

@@ -19,6 +19,7 @@
 #ifndef POPRELAY_WATCH_H
 #define POPRELAY_WATCH_H
 
+#include <stdint.h>
 #include <skalibs/genalloc.h>
 #include <skalibs/stralloc.h>
 #include "scan.h"
@@ -33,6 +34,7 @@ struct watch_s
   stralloc ents[STAMP_BUCKETS] ;    /* each bucket's stamps, scanent_t, by address */
   genalloc names[STAMP_BUCKETS] ;   /* names to look at again: ip_t */
   unsigned char again[STAMP_BUCKETS] ; /* the bucket to read again whole */
+  uint64_t gen[STAMP_BUCKETS] ;     /* moves on whenever a bucket's addresses change */
   scanner_t scanner ;               /* for the first scan and the buckets read again */
   unsigned long events, looked, reread ;   /* since watch_start */
   int changed ;                     /* watch_update changed what grants */
@@ -65,7 +67,11 @@ extern int watch_update (watch_t *, int64_t now, unsigned int ttl, unsigned int 
 /* Marks every bucket, to be read again whole (SIGHUP). */
 extern void watch_all (watch_t *) ;
 
-/* The stamps of bucket b, by address. */
+/* The stamps of bucket b, by address. Its generation moves on whenever
+   a stamp comes into the bucket or leaves it, or the bucket is read again
+   whole: while it stays, the bucket holds the same addresses, in the same
+   order (their times may have changed). */
+#define watch_gen(w, b) ((w)->gen[b])
 #define watch_bucket(w, b) ((scanent_t const *)(w)->ents[b].s)
 #define watch_n(w, b) ((w)->ents[b].len / sizeof(scanent_t))
 

@@ -194,6 +194,27 @@ ok "two services: revoked within a second of its expiry, not before (late by ${l
 no "two services: the stamp is gone" exists 192.0.2.22
 stop $sc; stop $so
 
+# --- a busy host: a grant expires every 5 ms; the passes come in batches ---
+# 400 stamps expiring one after the other over two seconds: a pass at each
+# expiry would make about 200 passes; at most ten a second, and never more
+# than a fifth of the time, makes about 25. All go all the same.
+fresh
+awk 'BEGIN { for (i = 0; i < 400; i++) print "10.5." int(i / 250) "." i % 250 + 1 }' > "$T/many"
+"$BIN/tests/unit/mkstamps" "$POPRELAY_DIR" < "$T/many"
+find "$POPRELAY_DIR" -type f -name '10.5.*' > "$T/manyfiles"
+is "400 stamps made" "$(wc -l < "$T/manyfiles" | tr -d ' ')" 400
+perl -MTime::HiRes=time,utime -e '
+  my $base = time + 1 - 3;
+  my $i = 0;
+  while (my $f = <STDIN>) { chomp $f; my $t = $base + 0.005 * $i++; utime $t, $t, $f or die "$f: $!\n" }' < "$T/manyfiles"
+background relay-clean -w -t 3 2>>"$T/busy.log"
+cb=$lastpid
+sleep 3.6
+stop $cb
+passes=$(grep -c 'info: removed' "$T/busy.log")
+ok "400 expiries 5 ms apart: $passes passes, no more than 40" test "$passes" -le 40
+is "all 400 expired stamps are gone" "$(find "$POPRELAY_DIR" -type f -name '10.5.*' | wc -l | tr -d ' ')" 0
+
 # --- a bucket lock that a user holds for ever never stops expiry ---
 # A mail user can stop their own pop3-wrapper while it holds a bucket's
 # lock. The cron line "relay-clean relay-open" must still end, and the

@@ -59,6 +59,22 @@ grant 10.8.0.1
 sleep 0.5
 is "a refresh of a live grant costs no build" "$(builds)" "$n"
 
+# --- the static rules changed under the service ---
+# What each bucket grants is kept from build to build while its addresses
+# stay; new rules must be judged anew everywhere, at the next build.
+ok "builds judge only the stamps whose addresses are new" \
+  grep -q 'inotify: looked at [0-9]* stamps, read 0 buckets again, judged [0-9] stamps anew' "$T/svc.log"
+cp "$POPRELAY_RULES" "$T/rules.saved"
+printf '127.:allow,RELAYCLIENT=""\n10.99.:deny\n10.7.1.:deny\n:allow,QMAILQUEUE="/bin/scan2"\n' > "$POPRELAY_RULES"
+grant 10.8.1.1
+quiet "rules that deny 10.7.1. and change the default's value, at the next build"
+is "a grant the new rules deny is out" "$(decision 10.7.1.9 "$POPRELAY_CDB" | grep -c RELAYCLIENT)" 0
+is "the default's new value is in" "$(cdb -q "$POPRELAY_CDB" 10.7.0.9 | grep -c scan2)" 1
+cp "$T/rules.saved" "$POPRELAY_RULES"
+grant 10.8.1.2
+quiet "the old rules back, at the next build"
+is "the grant is back" "$(decision 10.7.1.9 "$POPRELAY_CDB" | grep -c RELAYCLIENT)" 1
+
 # --- a bucket replaced, made anew, junk in it ---
 b=$(dirname "$(stampfile 10.8.0.2)")
 mv "$b" "$T/old-bucket"
