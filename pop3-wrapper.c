@@ -42,7 +42,8 @@ char const *PROG = "pop3-wrapper" ;
 static char const *const vars[] = { "POPRELAY_DIR", "POPRELAY_TTL", "POPRELAY_SKEW", "POPRELAY_NEVER", "POPRELAY_LINKLOCAL", "POPRELAY_HOLD", 0 } ;
 
 /* How long a login waits for relay-clean to let go of a bucket before it
-   writes without the lock: relay-clean holds it for microseconds. */
+   writes without the lock: relay-clean holds it while it removes a
+   bucket's stale stamps, under a millisecond. */
 #define LOCKWAIT_MS 200
 
 /* Under inetd, or xinetd with no run script in between, standard error

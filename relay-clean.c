@@ -70,6 +70,7 @@ struct pass_s
   int bfd ;                /* the open bucket, and its number */
   unsigned int bucket ;
   int bucketbusy ;         /* its lock was held past LOCKWAIT_MS this pass */
+  int locked ;             /* we hold its lock */
   int fatal ;              /* the local relay directory could not be used */
   unsigned int bucketwarned ;   /* one warning per pass for buckets not made */
   stralloc msg ;           /* a place named in a message */
@@ -99,7 +100,8 @@ static int openbucket (pass_t *p, unsigned int bucket)
 {
   char bname[3] ;
   if (p->bfd >= 0 && p->bucket == bucket) return 1 ;
-  if (p->bfd >= 0) fd_close(p->bfd) ;
+  if (p->bfd >= 0) fd_close(p->bfd) ;   /* and its lock */
+  p->locked = 0 ;
   stamp_bucketname(bname, bucket) ;
   p->bucket = bucket ;
   p->bucketbusy = 0 ;
@@ -108,7 +110,9 @@ static int openbucket (pass_t *p, unsigned int bucket)
 }
 
 /* Removes the stamp of ip if, read again under the bucket's lock, it is
-   still expired or from the future. */
+   still expired or from the future. The lock is taken at the bucket's
+   first stale stamp and let go once all its stamps are judged:
+   a login waits for it under a millisecond. */
 static void expire (pass_t *p, unsigned int bucket, ip_t const *ip)
 {
   char name[IP_FMT], bname[3] ;
@@ -118,7 +122,7 @@ static void expire (pass_t *p, unsigned int bucket, ip_t const *ip)
   stamp_bucketname(bname, bucket) ;
   if (!openbucket(p, bucket)) goto err ;
   if (p->bucketbusy) { p->busy++ ; return ; }
-  if (!stamp_lock(p->bfd, LOCKWAIT_MS))
+  if (!p->locked && !(p->locked = stamp_lock(p->bfd, LOCKWAIT_MS)))
   {
     if (errno != ETIMEDOUT) goto err ;
     p->bucketbusy = 1 ;
@@ -128,7 +132,6 @@ static void expire (pass_t *p, unsigned int bucket, ip_t const *ip)
   }
   if (fstatat(p->bfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
   {
-    stamp_unlock(p->bfd) ;
     if (errno == ENOENT) return ;   /* somebody else removed it */
     goto err ;
   }
@@ -136,14 +139,12 @@ static void expire (pass_t *p, unsigned int bucket, ip_t const *ip)
   if (state == STAMP_LIVE)
   {
     /* refreshed since the scan */
-    stamp_unlock(p->bfd) ;
     p->kept++ ;
     return ;
   }
   if (dryrun) dryline(p, "would remove", bname, name, state == STAMP_FUTURE ? "dated in the future" : "expired") ;
-  else if (unlinkat(p->bfd, name, 0) == -1) { stamp_unlock(p->bfd) ; goto err ; }
+  else if (unlinkat(p->bfd, name, 0) == -1) goto err ;
   else if (verbose) strerr_warni("removed ", where(p, bname, name), state == STAMP_FUTURE ? " (dated in the future)" : "") ;
-  stamp_unlock(p->bfd) ;
   if (state == STAMP_FUTURE) p->future++ ; else p->removed++ ;
   return ;
  err:
@@ -250,6 +251,7 @@ static int passdir (pass_t *p, source_t *src, stralloc *ents)
   int ok = 1 ;
   p->src = src ;
   p->bfd = -1 ;
+  p->locked = 0 ;
   if (!dryrun && faccessat(src->dirfd, ".", W_OK, AT_EACCESS) == -1)
   {
     strerr_warnwusys("write in relay directory ", src->path.s) ;
@@ -262,6 +264,7 @@ static int passdir (pass_t *p, source_t *src, stralloc *ents)
   {
     if (!scan_bucket(&s, b, ents)) { strerr_warnwusys("read relay directory ", src->path.s) ; ok = 0 ; break ; }
     judge(p, b, (scanent_t const *)ents->s, ents->len / sizeof(scanent_t)) ;
+    if (p->locked) { stamp_unlock(p->bfd) ; p->locked = 0 ; }
   }
   if (ok) scan_topjunk(src->dirfd, &tidytop, p) ;
   scan_end(&s, 0) ;

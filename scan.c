@@ -230,7 +230,8 @@ static void cache_open (scanner_t *s)
    (the usual case, and one system call less per stamp). */
 static int readable (int bfd, char const *name, struct stat const *st)
 {
-  uid_t euid = geteuid() ;
+  static uid_t euid = (uid_t)-1 ;   /* the programs never change it: asked once */
+  if (euid == (uid_t)-1) euid = geteuid() ;
   if (!euid || (st->st_uid == euid && st->st_mode & S_IRUSR)) return 1 ;
   return !faccessat(bfd, name, R_OK, AT_EACCESS) ;
 }
