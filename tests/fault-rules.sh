@@ -145,8 +145,10 @@ stop $svc
 # times as fast: seven seconds are two minutes and twenty seconds to it)
 FT=$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -1)
 rm -f "$T/shout.log"
-# (a sanitizer build must be told that libfaketime comes first)
-timeout 7 env LD_PRELOAD="$FT" FAKETIME='+0 x20' ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+# (a sanitizer build must be told that libfaketime comes first; timeout
+# --foreground sends SIGTERM alone, with no SIGCONT after it, which could
+# catch LeakSanitizer's exit-time stop of the threads and hang it)
+timeout --foreground 7 env LD_PRELOAD="$FT" FAKETIME='+0 x20' ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
   relay-open -w -r "$T/no-such-rules" 2> "$T/shout.log"
 tries=$(grep -c "unable to read $T/no-such-rules" "$T/shout.log")
 shouts=$(grep -c "warning: no build of $POPRELAY_CDB has succeeded for [0-9]* seconds: grants that expired meanwhile still relay until one does" "$T/shout.log")
