@@ -116,6 +116,7 @@ static int eachstamp (scan_t const *how, sources_aside_fn *aside, grant_t *g, ta
   for (unsigned int b = 0 ; !r && b < STAMP_BUCKETS ; b++)
   {
     if (!sources_bucket(&sources, b)) { r = errno ? errno : EIO ; break ; }
+    if (watching) sources_drain(&sources) ;
     for (size_t i = 0 ; !r && i < sources_nmerged(&sources) ; i++)
     {
       merged_t const *m = sources_merged(&sources) + i ;
@@ -701,7 +702,7 @@ static int service (void)
     {
       struct pollfd p[MAXFDS] ;
       unsigned int n ;
-      int r, timeout ;
+      int r, timeout, pend ;
       if (dobuild)
       {
         int64_t next = 0, cpu = cputime(), wait = 300 * STAMP_SECOND ;   /* in case the clock jumped */
@@ -724,13 +725,16 @@ static int service (void)
         dobuild = 0 ;
         if (stop) break ;
       }
-      timeout = deadline > monotime() ? (int)((deadline - monotime()) / 1000000) + 1 : 0 ;
+      /* events the build took in from the kernel (sources_drain) are
+         looked at now, as if they had just come */
+      pend = sources_pending(&sources) ;
+      timeout = pend ? 0 : deadline > monotime() ? (int)((deadline - monotime()) / 1000000) + 1 : 0 ;
       n = pollset(p, fifo) ;
       r = poll(p, n, timeout) ;
       if (r == -1 && errno != EINTR) strerr_diefusys(111, "poll") ;
       if (p[1].revents & POLLIN) signals() ;
       if (stop) break ;
-      if (!r || rereadall) dobuild = 1 ;
+      if ((!r && !pend) || rereadall) dobuild = 1 ;
       else
       {
         /* a poke, or an event: with every directory watched, a build only

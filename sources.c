@@ -222,6 +222,25 @@ int sources_bucket (sources_t *s, unsigned int b)
   return 1 ;
 }
 
+void sources_drain (sources_t *s)
+{
+  for (size_t i = 0 ; i < sources_n(s) ; i++)
+  {
+    source_t *src = sources_get(s, i) ;
+    if (src->watching && !watch_events(src->w)) { }   /* the next poll tries again */
+  }
+}
+
+int sources_pending (sources_t const *s)
+{
+  for (size_t i = 0 ; i < sources_n(s) ; i++)
+  {
+    source_t const *src = sources_get(s, i) ;
+    if (src->watching && watch_pending(src->w)) return 1 ;
+  }
+  return 0 ;
+}
+
 int sources_gen (sources_t const *s, unsigned int b, uint64_t *gen)
 {
   source_t const *src = sources_get(s, 0) ;

@@ -87,6 +87,14 @@ extern int sources_bucket (sources_t *, unsigned int b) ;
    sources_start does. Returns 1, or 0 with errno. */
 extern int sources_scan (source_t *, scan_t const *how, char const *cache, sources_aside_fn *aside, scanner_t *) ;
 
+/* Moves the kernel's pending events of each watched source into its
+   marks (watch_events), so that the kernel's queue, which overflows past
+   16384 events by default, never holds more than what came during one
+   bucket of a build. Errors wait for the next time. */
+extern void sources_drain (sources_t *) ;
+/* 1 if a watched source has drained events waiting (watch_pending). */
+extern int sources_pending (sources_t const *) ;
+
 /* For the memo of relay-open -w (memo.h): with a single source, watched,
    the generation of its bucket b (watch_gen) in gen, and 1; otherwise 0:
    a merge of several may change with the stamps' times alone. */

@@ -97,6 +97,13 @@ int watch_start (watch_t *w, scan_t const *how, int dirfd)
   return 0 ;
 }
 
+int watch_pending (watch_t const *w)
+{
+  for (unsigned int b = 0 ; b < STAMP_BUCKETS ; b++)
+    if (w->again[b] || genalloc_len(ip_t, &w->names[b])) return 1 ;
+  return 0 ;
+}
+
 void watch_all (watch_t *w)
 {
   memset(w->again, 1, sizeof w->again) ;
@@ -149,7 +156,9 @@ int watch_events (watch_t *w)
     for (char *p = buf ; p < buf + r ; )
     {
       struct inotify_event const *ev = (struct inotify_event const *)p ;
-      if (!mark(w, ev)) return 0 ;
+      /* out of memory for a name: every bucket is read again, so that
+         the rest of this read, gone from the kernel, is not missed */
+      if (!mark(w, ev)) { watch_all(w) ; return 0 ; }
       p += sizeof *ev + ev->len ;
     }
   }
