@@ -222,11 +222,21 @@ int stamp_write (int bucketfd, char const *name, char const *s, size_t len)
     n += ucharn_fmt(tmp + n, r, sizeof r) ;
   }
   tmp[n] = 0 ;
-  fd = openat(bucketfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600) ;
+  /* mode 0640 whatever the umask (relay-open and relay-clean read it),
+     given at its making: a chmod after would be one more inotify event
+     per login for relay-open -w to read */
+  {
+    mode_t um = umask(0) ;
+    fd = openat(bucketfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640) ;
+    umask(um) ;
+  }
   if (fd == -1) return 0 ;
   if (allwrite(fd, s, len) < len) goto err ;
-  /* mode 0640 whatever the umask: relay-open and relay-clean read it */
-  if (fchmod(fd, 0640) == -1) goto err ;
+  /* a default ACL on the bucket decides the mode instead: then a chmod */
+  {
+    struct stat st ;
+    if (fstat(fd, &st) == -1 || ((st.st_mode & 07777) != 0640 && fchmod(fd, 0640) == -1)) goto err ;
+  }
   if (close(fd) == -1) { fd = -1 ; goto err ; }
   fd = -1 ;
   if (renameat(bucketfd, tmp, bucketfd, name) == -1) goto err ;
