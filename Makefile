@@ -12,8 +12,8 @@ S6 = -l:libs6.a
 PREFIX = /usr/local
 DESTDIR =
 
-PROGRAMS = pop3-wrapper relay-open relay-clean
-MANPAGES = pop3-wrapper.8 relay-open.8 relay-clean.8
+PROGRAMS = pop3-wrapper relay-open relay-clean relay-publish
+MANPAGES = pop3-wrapper.8 relay-open.8 relay-clean.8 relay-publish.8
 UNITS = tests/unit/t-ip tests/unit/t-rules tests/unit/t-stamp tests/unit/t-conf tests/unit/mkstamps tests/unit/logsink tests/unit/t-s6rules tests/unit/s6check tests/unit/reaper
 MODULES = ip conf rules stamp scan watch sources grant chain cdbout trigger relaydir peer s6rules hold memo
 
@@ -32,6 +32,9 @@ $(B)/relay-open: $(addprefix $(B)/,relay-open.o ip.o conf.o rules.o stamp.o scan
 	$(LD_) -o $@ $(filter %.o,$^) $(CDB) $(SKARNET)
 
 $(B)/relay-clean: $(addprefix $(B)/,relay-clean.o ip.o conf.o rules.o stamp.o scan.o watch.o sources.o chain.o trigger.o relaydir.o) conf-ld
+	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
+
+$(B)/relay-publish: $(addprefix $(B)/,relay-publish.o ip.o conf.o rules.o stamp.o scan.o chain.o trigger.o relaydir.o) conf-ld
 	$(LD_) -o $@ $(filter %.o,$^) $(SKARNET)
 
 $(B)/tests/unit/t-ip: $(addprefix $(B)/,tests/unit/t-ip.o ip.o) conf-ld

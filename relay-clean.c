@@ -18,6 +18,7 @@
    pop3-wrapper are removed after a grace period; anything else is
    reported and left. */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -227,6 +228,34 @@ static void tidytop (char const *name, int kind, int64_t mtime, void *ctx)
   p->temps++ ;
 }
 
+/* A sending host's incoming directory (relaydir.h): what a killed rsync
+   left there, a temp file that never reached its bucket, goes after the
+   grace period, judged by its change time, which rsync cannot set back
+   as it sets the modification time. Directories are left alone. */
+static void incoming (pass_t *p)
+{
+  int fd = openat(p->src->dirfd, RELAYDIR_RSYNC, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) ;
+  DIR *d = fd >= 0 ? fdopendir(fd) : 0 ;
+  struct dirent *de ;
+  if (!d) { if (fd >= 0) fd_close(fd) ; return ; }
+  while ((de = readdir(d)))
+  {
+    struct stat st ;
+    if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2]))) continue ;
+    if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 || S_ISDIR(st.st_mode)) continue ;
+    if (!abandoned(p, stamp_ns(&st.st_ctim))) continue ;
+    if (dryrun) dryline(p, "would remove", RELAYDIR_RSYNC, de->d_name, "abandoned rsync temp file") ;
+    else if (unlinkat(fd, de->d_name, 0) == -1 && errno != ENOENT)
+    {
+      p->errors++ ;
+      strerr_warnwusys("remove ", where(p, RELAYDIR_RSYNC, de->d_name)) ;
+      continue ;
+    }
+    p->temps++ ;
+  }
+  closedir(d) ;
+}
+
 static void summary (pass_t const *p)
 {
   char n[7][ULONG_FMT] ;
@@ -267,6 +296,7 @@ static int passdir (pass_t *p, source_t *src, stralloc *ents)
     if (p->locked) { stamp_unlock(p->bfd) ; p->locked = 0 ; }
   }
   if (ok) scan_topjunk(src->dirfd, &tidytop, p) ;
+  if (ok && src->label[0]) incoming(p) ;
   scan_end(&s, 0) ;
   if (p->bfd >= 0) fd_close(p->bfd) ;
   return ok ;

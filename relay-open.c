@@ -449,8 +449,12 @@ static void hexid (char *s, uint64_t id)
    grants, in place. */
 #define LOCKWAIT_MS 60000
 
+/* SIGHUP: every relay directory read again whole at the next build */
+static int rereadall = 0 ;
+
 /* Waits ms milliseconds, or until the service is told to stop; returns
-   with stop set if it was. Outside the service, a plain sleep. */
+   with stop set if it was (a SIGHUP meanwhile is kept for the next
+   build, not taken for a stop). Outside the service, a plain sleep. */
 static void pause_ms (int ms)
 {
   struct pollfd p = { .fd = sigfd, .events = POLLIN, .revents = 0 } ;
@@ -463,7 +467,8 @@ static void pause_ms (int ms)
   if (poll(&p, 1, ms) > 0)
   {
     int sig ;
-    while ((sig = selfpipe_read()) > 0) stop = 1 ;
+    while ((sig = selfpipe_read()) > 0)
+      if (sig == SIGHUP) rereadall = 1 ; else stop = 1 ;
   }
 }
 
@@ -614,13 +619,12 @@ static int attempt (int64_t *next)
    after the build's inputs, so that a service restarted with the same
    settings takes back its own, and two services for two cdbs each get
    every poke. SIGTERM and SIGINT stop it, SIGHUP has every relay
-   directory read again whole; all come through skalibs' selfpipe, polled
+   directory read again whole (and, with POPRELAY_HOSTS, the list of
+   host directories); all come through skalibs' selfpipe, polled
    with the rest, so that a signal is never lost between a check and a
    wait. */
 #define MAXFDS (2 + 64)
 #define POLL (5 * STAMP_SECOND)
-
-static int rereadall = 0 ;
 
 /* the signals read from the selfpipe */
 static void signals (void)
@@ -707,12 +711,19 @@ static int service (void)
       {
         int64_t next = 0, cpu = cputime(), wait = 300 * STAMP_SECOND ;   /* in case the clock jumped */
         trigger_drain(fifo) ;
-        if (rereadall)
+        if (rereadall && conf.hosts)
         {
+          /* the list of host directories too, so that one added since
+             the start is read (each is then read whole, as it starts to
+             be watched) */
+          sources_free(&sources) ;
+          if (!sources_open(&sources, conf.dir, conf.hosts, 0)) strerr_diefusys(111, "open relay directory ", conf.dir) ;
+          startwatching() ;
+        }
+        else if (rereadall)
           for (size_t i = 0 ; i < sources_n(&sources) ; i++)
             if (sources_get(&sources, i)->watching) watch_all(sources_get(&sources, i)->w) ;
-          rereadall = 0 ;
-        }
+        rereadall = 0 ;
         if (!attempt(&next)) wait = FAILRETRY_MS * (STAMP_SECOND / 1000) ;
         else makebuckets = 0 ;
         lastend = monotime() ;

@@ -147,6 +147,7 @@ int relaydir_kind (char const *name)
   if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]))) return RELAYDIR_DOTS ;
   if (stamp_scanbucketname(name, &b)) return RELAYDIR_BUCKET ;
   if (!strcmp(name, RELAYDIR_REBUILD)) return RELAYDIR_FIFODIR ;
+  if (!strcmp(name, RELAYDIR_RSYNC)) return RELAYDIR_INCOMING ;
   if (!strncmp(name, RELAYDIR_TMPPREFIX, RELAYDIR_TMPPREFIXLEN)) return RELAYDIR_TEMP ;
   return RELAYDIR_JUNK ;
 }

@@ -22,12 +22,20 @@
 #define RELAYDIR_TMPPREFIXLEN 5
 #define RELAYDIR_REBUILD ".rebuild"
 
+/* In a sending host's relay directory (POPRELAY_HOSTS/HOST), the
+   directory where rsync writes each pushed stamp before renaming it into
+   its bucket (relay-publish's --temp-dir): never a bucket, never junk,
+   and never removed whole, since rsync needs it there; relay-clean
+   removes what a killed rsync left in it after the grace period. */
+#define RELAYDIR_RSYNC ".rsync"
+
 /* What a name at the top of the relay directory is. */
 #define RELAYDIR_DOTS 0      /* "." or ".." */
 #define RELAYDIR_BUCKET 1    /* a bucket's name (stamp.h) */
 #define RELAYDIR_FIFODIR 2   /* the fifo directory */
 #define RELAYDIR_TEMP 3      /* what relaydir_make was making */
 #define RELAYDIR_JUNK 4      /* anything else */
+#define RELAYDIR_INCOMING 5  /* RELAYDIR_RSYNC, in a sending host's directory */
 extern int relaydir_kind (char const *name) ;
 
 /* 1 if sub, a directory inside the relay directory whose stat is dir, is

@@ -65,6 +65,11 @@ static int settled (int64_t t, int64_t now)
   return t < now - (t % 1000000 ? RACY_FINE : RACY) ;
 }
 
+int scan_settled (int64_t t, int64_t now)
+{
+  return settled(t, now) ;
+}
+
 static uint64_t checksum (struct section const *sec, scanent_t const *e, size_t n)
 {
   uint64_t h = 0x6a09e667f3bcc908ull ;
@@ -481,9 +486,16 @@ long scan_topjunk (int dirfd, scan_top_fn *fn, void *ctx)
   {
     struct stat st ;
     int kind = relaydir_kind(de->d_name) ;
-    if (kind == RELAYDIR_BUCKET || kind == RELAYDIR_FIFODIR || kind == RELAYDIR_DOTS) continue ;
+    if (kind == RELAYDIR_BUCKET || kind == RELAYDIR_FIFODIR || kind == RELAYDIR_INCOMING || kind == RELAYDIR_DOTS) continue ;
+    /* gone since readdir: a temp directory that relaydir_make renamed
+       into a bucket meanwhile is neither temp nor junk */
+    if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+    {
+      if (errno == ENOENT) continue ;
+      st.st_mode = 0 ;
+    }
     n++ ;
-    if (kind == RELAYDIR_TEMP && !fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) && S_ISDIR(st.st_mode))
+    if (kind == RELAYDIR_TEMP && S_ISDIR(st.st_mode))
       (*fn)(de->d_name, SCAN_TEMP, stamp_ns(&st.st_mtim), ctx) ;
     else (*fn)(de->d_name, SCAN_JUNK, 0, ctx) ;
   }

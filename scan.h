@@ -108,8 +108,15 @@ extern void scan_end (scanner_t *, scanstats_t *) ;
    -1 with errno. */
 extern int scan_name (int bucketfd, unsigned int b, char const *name, int who, scanent_t *e, char const **why) ;
 
+/* 1 if a directory time t is far enough behind now (both nanoseconds)
+   that any later change in it will show as a later time: the rule above
+   by which a bucket is recorded in the cache, for whoever else records
+   buckets by their times (relay-publish). */
+extern int scan_settled (int64_t t, int64_t now) ;
+
 /* Calls fn for each name at the top of the relay directory that is
-   neither a bucket nor the fifo directory: kind SCAN_TEMP for a directory
+   neither a bucket, nor the fifo directory, nor a sending host's
+   incoming directory: kind SCAN_TEMP for a directory
    relaydir.h was making (a ".tmp." name, with its mtime), SCAN_JUNK for
    anything else. Returns how many, or -1. */
 typedef void scan_top_fn (char const *name, int kind, int64_t mtime, void *ctx) ;

@@ -14,8 +14,8 @@
 
    A login's time runs from just before its fork to the first lookup that
    finds its address. Prints, TAB-separated: the number of logins, the
-   median, the 90th percentile and the highest time in milliseconds, and
-   how many were not seen within 30 seconds. The wrappers' standard error
+   median, the 90th percentile and the highest time in milliseconds, how
+   many were not seen within 30 seconds, and the 99th percentile. The wrappers' standard error
    goes to /dev/null. */
 
 #define _DEFAULT_SOURCE  /* srandom, random */
@@ -158,9 +158,9 @@ int main (int argc, char **argv)
     for (unsigned int i = 0 ; i < n ; i++)
       if (lg[i].seen) lat[k++] = lg[i].seen - lg[i].start ;
       else missed++ ;
-    if (!k) { printf("%u\t-\t-\t-\t%u\n", n, missed) ; return 0 ; }
+    if (!k) { printf("%u\t-\t-\t-\t%u\t-\n", n, missed) ; return 0 ; }
     qsort(lat, k, sizeof *lat, &dblcmp) ;
-    printf("%u\t%.2f\t%.2f\t%.2f\t%u\n", n, k & 1 ? lat[k / 2] : (lat[k / 2 - 1] + lat[k / 2]) / 2, lat[(size_t)(k - 1) * 90 / 100], lat[k - 1], missed) ;
+    printf("%u\t%.2f\t%.2f\t%.2f\t%u\t%.2f\n", n, k & 1 ? lat[k / 2] : (lat[k / 2 - 1] + lat[k / 2]) / 2, lat[(size_t)(k - 1) * 90 / 100], lat[k - 1], missed, lat[(size_t)(k - 1) * 99 / 100]) ;
   }
   return fflush(stdout) ? 111 : 0 ;
 }

@@ -78,9 +78,11 @@ expect "the programs, units, man pages and Dovecot's script; pop3-wrapper not se
 -rwxr-xr-x root/root ./usr/sbin/pop3-wrapper
 -rwxr-xr-x root/root ./usr/sbin/relay-clean
 -rwxr-xr-x root/root ./usr/sbin/relay-open
+-rwxr-xr-x root/root ./usr/sbin/relay-publish
 -rw-r--r-- root/root ./usr/share/man/man8/pop3-wrapper.8.gz
 -rw-r--r-- root/root ./usr/share/man/man8/relay-clean.8.gz
--rw-r--r-- root/root ./usr/share/man/man8/relay-open.8.gz"
+-rw-r--r-- root/root ./usr/share/man/man8/relay-open.8.gz
+-rw-r--r-- root/root ./usr/share/man/man8/relay-publish.8.gz"
 t sh -c "dpkg-deb --fsys-tarfile '$D' | tar -xOf - ./lib/systemd/system/relay-open.service | cmp - '$UNITS/relay-open.service'"
 expect "the package ships examples/systemd's units as they are" 0
 

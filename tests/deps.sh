@@ -49,5 +49,9 @@ need time "GNU time, for the benchmark's memory figures" /usr/bin/time -f %M tru
 need perl "perl" perl -e 'use POSIX; exit 0'
 for p in ss ip; do need iproute2 "$p" command -v $p; done
 for p in unshare setpriv nsenter flock; do need util-linux "$p" command -v $p; done
+need rsync "rsync" rsync --version
+need python3 "rrsync, rsync's forced command (a Python script)" sh -c '/usr/bin/rrsync -help 2>&1 | grep -q "^usage: rrsync"'
+need openssh-client "ssh and ssh-keygen" sh -c "command -v ssh && ssh-keygen -q -t ed25519 -N '' -f '$T/key' >/dev/null"
+need openssh-server "sshd" test -x /usr/sbin/sshd
 
 done_testing

@@ -100,8 +100,8 @@ run_examples () {
   for f in $(cd "$TOP/examples/$1" && find . -type f); do
     sed "s|$ENVDIR|/etc/poprelay|g" "$sv/$f" | cmp -s - "$TOP/examples/$1/$f" && same=$((same + 1))
   done
-  is "$1: the files differ from the examples by the envdir's path alone" "$same" 4
-  is "$1: in the two run scripts" "$(grep -rl "$ENVDIR" "$sv" | wc -l | tr -d ' ')" 2
+  is "$1: the files differ from the examples by the envdir's path alone" "$same" 6
+  is "$1: in the three run scripts (relay-open, relay-clean, relay-publish)" "$(grep -rl "$ENVDIR" "$sv" | wc -l | tr -d ' ')" 3
   rm -rf /var/log/relay-open /var/log/relay-clean "$POPRELAY_CACHE"
   supervised "$2" "$sv/relay-open"
   open_svc=$svc_pid open_log=$log_pid

@@ -4,7 +4,7 @@
 
 . "$TOP/tests/lib.sh"
 
-for p in pop3-wrapper relay-open relay-clean; do
+for p in pop3-wrapper relay-open relay-clean relay-publish; do
   page=$TOP/$p.8
   t groff -man -ww -z "$page"
   expect "$p.8: groff -man -ww -z is silent" 0 ""
