@@ -679,12 +679,80 @@ static int64_t monotime (void)
   return stamp_ns(&ts) ;
 }
 
+/* SIGHUP: every relay directory read again whole, and with
+   POPRELAY_HOSTS the list of host directories too, so that one added
+   since the start is read (each is then read whole, as it starts to be
+   watched) */
+static void rereadsources (void)
+{
+  if (conf.hosts)
+  {
+    sources_free(&sources) ;
+    if (!sources_open(&sources, conf.dir, conf.hosts, 0)) strerr_diefusys(111, "open relay directory ", conf.dir) ;
+    startwatching() ;
+  }
+  else
+    for (size_t i = 0 ; i < sources_n(&sources) ; i++)
+      if (sources_get(&sources, i)->watching) watch_all(sources_get(&sources, i)->w) ;
+  rereadall = 0 ;
+}
+
+/* the pace of the service's builds: when the last ended, and the
+   processor time it took */
+typedef struct pace_s pace_t ;
+struct pace_s { int64_t end, len ; } ;
+
+/* One build of the service; returns when the next is due whatever
+   happens (monotonic): a grant's expiry, a failed build's retry, the
+   poll of a directory the kernel cannot tell about, or five minutes (in
+   case the clock jumped). */
+static int64_t servebuild (int fifo, pace_t *pace)
+{
+  int64_t next = 0, cpu = cputime(), wait = 300 * STAMP_SECOND ;
+  trigger_drain(fifo) ;
+  if (rereadall) rereadsources() ;
+  if (!attempt(&next)) wait = FAILRETRY_MS * (STAMP_SECOND / 1000) ;
+  else makebuckets = 0 ;
+  pace->end = monotime() ;
+  pace->len = cputime() - cpu ;
+  if (next && next + STAMP_SECOND / 100 - stamp_now() < wait) wait = next + STAMP_SECOND / 100 - stamp_now() ;
+  /* a directory the kernel cannot tell about (a network file system) is
+     read again every few seconds */
+  if (!watching && wait > POLL) wait = POLL ;
+  return pace->end + (wait > 0 ? wait : 0) ;
+}
+
+/* Waits for the deadline, a poke, an event or a signal; 1 if a build is
+   due. With every directory watched, an event or a poke brings a build
+   only if it changed what a build writes (a refresh of a live grant does
+   not; a poke comes after the events of its stamp). Events a build took
+   in from the kernel (sources_drain) are looked at at once, as if they
+   had just come. */
+static int waitchange (int fifo, int64_t deadline)
+{
+  struct pollfd p[MAXFDS] ;
+  int pend = sources_pending(&sources), r, timeout ;
+  unsigned int n = pollset(p, fifo) ;
+  timeout = pend ? 0 : deadline > monotime() ? (int)((deadline - monotime()) / 1000000) + 1 : 0 ;
+  r = poll(p, n, timeout) ;
+  if (r == -1 && errno != EINTR) strerr_diefusys(111, "poll") ;
+  if (p[1].revents & POLLIN) signals() ;
+  if (stop) return 0 ;
+  if ((!r && !pend) || rereadall) return 1 ;
+  if (p[0].revents & POLLIN)
+  {
+    trigger_drain(fifo) ;
+    if (!watching) return 1 ;
+  }
+  return sources_changed(&sources, stamp_now(), conf.ttl, conf.skew) != 0 ;
+}
+
 static int service (void)
 {
   char name[11 + 16 + 1] = "relay-open." ;
   sigset_t set ;
   int dirfd, fifo ;
-  int64_t lastlen = 0, lastend = 0 ;
+  pace_t pace = { 0, 0 } ;
 
   sigfd = selfpipe_init() ;
   sigemptyset(&set) ;
@@ -699,68 +767,14 @@ static int service (void)
   if (!sources_open(&sources, conf.dir, conf.hosts, 0)) strerr_diefusys(111, "open relay directory ", conf.dir) ;
   startwatching() ;
 
+  while (!stop)
   {
-    int64_t deadline = 0 ;   /* monotonic: the next build due whatever happens */
-    int dobuild = 1 ;
-    while (!stop)
-    {
-      struct pollfd p[MAXFDS] ;
-      unsigned int n ;
-      int r, timeout, pend ;
-      if (dobuild)
-      {
-        int64_t next = 0, cpu = cputime(), wait = 300 * STAMP_SECOND ;   /* in case the clock jumped */
-        trigger_drain(fifo) ;
-        if (rereadall && conf.hosts)
-        {
-          /* the list of host directories too, so that one added since
-             the start is read (each is then read whole, as it starts to
-             be watched) */
-          sources_free(&sources) ;
-          if (!sources_open(&sources, conf.dir, conf.hosts, 0)) strerr_diefusys(111, "open relay directory ", conf.dir) ;
-          startwatching() ;
-        }
-        else if (rereadall)
-          for (size_t i = 0 ; i < sources_n(&sources) ; i++)
-            if (sources_get(&sources, i)->watching) watch_all(sources_get(&sources, i)->w) ;
-        rereadall = 0 ;
-        if (!attempt(&next)) wait = FAILRETRY_MS * (STAMP_SECOND / 1000) ;
-        else makebuckets = 0 ;
-        lastend = monotime() ;
-        lastlen = cputime() - cpu ;
-        if (next && next + STAMP_SECOND / 100 - stamp_now() < wait) wait = next + STAMP_SECOND / 100 - stamp_now() ;
-        /* a directory the kernel cannot tell about (a network file
-           system) is read again every few seconds */
-        if (!watching && wait > POLL) wait = POLL ;
-        deadline = lastend + (wait > 0 ? wait : 0) ;
-        dobuild = 0 ;
-        if (stop) break ;
-      }
-      /* events the build took in from the kernel (sources_drain) are
-         looked at now, as if they had just come */
-      pend = sources_pending(&sources) ;
-      timeout = pend ? 0 : deadline > monotime() ? (int)((deadline - monotime()) / 1000000) + 1 : 0 ;
-      n = pollset(p, fifo) ;
-      r = poll(p, n, timeout) ;
-      if (r == -1 && errno != EINTR) strerr_diefusys(111, "poll") ;
-      if (p[1].revents & POLLIN) signals() ;
-      if (stop) break ;
-      if ((!r && !pend) || rereadall) dobuild = 1 ;
-      else
-      {
-        /* a poke, or an event: with every directory watched, a build only
-           if it changed what a build writes (a refresh of a live grant
-           does not; a poke comes after the events of its stamp) */
-        if (p[0].revents & POLLIN) { trigger_drain(fifo) ; if (!watching) dobuild = 1 ; }
-        if (!dobuild && sources_changed(&sources, stamp_now(), conf.ttl, conf.skew)) dobuild = 1 ;
-      }
-      if (!dobuild) continue ;
-      /* a change: wait, if need be, as long as the last build took */
-      {
-        int64_t rest = lastend + lastlen - monotime() ;
-        if (rest > 0 && !stop) pause_ms((int)(rest / 1000000) + 1) ;
-      }
-    }
+    int64_t deadline = servebuild(fifo, &pace), rest ;
+    while (!stop && !waitchange(fifo, deadline)) ;
+    if (stop) break ;
+    /* a change: wait, if need be, as long as the last build took */
+    rest = pace.end + pace.len - monotime() ;
+    if (rest > 0) pause_ms((int)(rest / 1000000) + 1) ;
   }
   trigger_unlisten(dirfd, name, fifo) ;
   sources_free(&sources) ;
