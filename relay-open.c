@@ -63,6 +63,7 @@ static int sigfd = -1 ;    /* the service's signals, through skalibs' selfpipe *
    (watch.h). */
 static sources_t sources = SOURCES_ZERO ;
 static int watching = 0 ;     /* the service watches what it can */
+static int drained = 0 ;      /* the build under way took in events (sources_drain) */
 
 /* "skipping DIR[/BB][/NAME]: why", NAME escaped */
 static void skipping (char const *dir, char const *bname, char const *name, char const *why)
@@ -116,7 +117,7 @@ static int eachstamp (scan_t const *how, sources_aside_fn *aside, grant_t *g, ta
   for (unsigned int b = 0 ; !r && b < STAMP_BUCKETS ; b++)
   {
     if (!sources_bucket(&sources, b)) { r = errno ? errno : EIO ; break ; }
-    if (watching) sources_drain(&sources) ;
+    if (watching && sources_drain(&sources)) drained = 1 ;
     for (size_t i = 0 ; !r && i < sources_nmerged(&sources) ; i++)
     {
       merged_t const *m = sources_merged(&sources) + i ;
@@ -710,6 +711,7 @@ static int64_t servebuild (int fifo, pace_t *pace)
 {
   int64_t next = 0, cpu = cputime(), wait = 300 * STAMP_SECOND ;
   trigger_drain(fifo) ;
+  drained = 0 ;
   if (rereadall) rereadsources() ;
   if (!attempt(&next)) wait = FAILRETRY_MS * (STAMP_SECOND / 1000) ;
   else makebuckets = 0 ;
@@ -725,14 +727,16 @@ static int64_t servebuild (int fifo, pace_t *pace)
 /* Waits for the deadline, a poke, an event or a signal; 1 if a build is
    due. With every directory watched, an event or a poke brings a build
    only if it changed what a build writes (a refresh of a live grant does
-   not; a poke comes after the events of its stamp). Events a build took
-   in from the kernel (sources_drain) are looked at at once, as if they
-   had just come. */
+   not; a poke comes after the events of its stamp). Events the last
+   build took in from the kernel (sources_drain) are looked at at once,
+   as if they had just come; marks left by a failure (a bucket that could
+   not be read) wait for the deadline, the failed build's retry. */
 static int waitchange (int fifo, int64_t deadline)
 {
   struct pollfd p[MAXFDS] ;
-  int pend = sources_pending(&sources), r, timeout ;
+  int pend = drained, r, timeout ;
   unsigned int n = pollset(p, fifo) ;
+  drained = 0 ;
   timeout = pend ? 0 : deadline > monotime() ? (int)((deadline - monotime()) / 1000000) + 1 : 0 ;
   r = poll(p, n, timeout) ;
   if (r == -1 && errno != EINTR) strerr_diefusys(111, "poll") ;

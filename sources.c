@@ -222,23 +222,19 @@ int sources_bucket (sources_t *s, unsigned int b)
   return 1 ;
 }
 
-void sources_drain (sources_t *s)
+int sources_drain (sources_t *s)
 {
+  int took = 0 ;
   for (size_t i = 0 ; i < sources_n(s) ; i++)
   {
     source_t *src = sources_get(s, i) ;
-    if (src->watching && !watch_events(src->w)) { }   /* the next poll tries again */
+    unsigned long before ;
+    if (!src->watching) continue ;
+    before = src->w->events ;
+    if (!watch_events(src->w)) { }   /* the next poll tries again */
+    if (src->w->events != before) took = 1 ;
   }
-}
-
-int sources_pending (sources_t const *s)
-{
-  for (size_t i = 0 ; i < sources_n(s) ; i++)
-  {
-    source_t const *src = sources_get(s, i) ;
-    if (src->watching && watch_pending(src->w)) return 1 ;
-  }
-  return 0 ;
+  return took ;
 }
 
 int sources_gen (sources_t const *s, unsigned int b, uint64_t *gen)

@@ -90,10 +90,9 @@ extern int sources_scan (source_t *, scan_t const *how, char const *cache, sourc
 /* Moves the kernel's pending events of each watched source into its
    marks (watch_events), so that the kernel's queue, which overflows past
    16384 events by default, never holds more than what came during one
-   bucket of a build. Errors wait for the next time. */
-extern void sources_drain (sources_t *) ;
-/* 1 if a watched source has drained events waiting (watch_pending). */
-extern int sources_pending (sources_t const *) ;
+   bucket of a build. Returns 1 if it took in any event. Errors wait for
+   the next time. */
+extern int sources_drain (sources_t *) ;
 
 /* For the memo of relay-open -w (memo.h): with a single source, watched,
    the generation of its bucket b (watch_gen) in gen, and 1; otherwise 0:

@@ -97,13 +97,6 @@ int watch_start (watch_t *w, scan_t const *how, int dirfd)
   return 0 ;
 }
 
-int watch_pending (watch_t const *w)
-{
-  for (unsigned int b = 0 ; b < STAMP_BUCKETS ; b++)
-    if (w->again[b] || genalloc_len(ip_t, &w->names[b])) return 1 ;
-  return 0 ;
-}
-
 void watch_all (watch_t *w)
 {
   memset(w->again, 1, sizeof w->again) ;

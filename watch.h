@@ -64,9 +64,6 @@ extern int watch_events (watch_t *) ;
    grant changes nothing a build would write. */
 extern int watch_update (watch_t *, int64_t now, unsigned int ttl, unsigned int skew) ;
 
-/* 1 if events were taken in whose marks wait for watch_update. */
-extern int watch_pending (watch_t const *) ;
-
 /* Marks every bucket, to be read again whole (SIGHUP). */
 extern void watch_all (watch_t *) ;
 
