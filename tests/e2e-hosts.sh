@@ -10,11 +10,7 @@
 # expiry closes it on both.
 . "$TOP/tests/lib.sh"
 . "$TOP/tests/hosts.lib"
-HOSTS_T=$T
-trap 'hosts_stop; cleanup' EXIT
-# a reader that went away (tests/run ... | head) must not leave the hosts
-# running: their namespaces live as long as a process in them
-trap 'exit 1' INT TERM HUP PIPE
+hosts_test
 
 TTL=10
 KH=$T/known_hosts

@@ -7,11 +7,7 @@
 # push killed half way; clocks apart; a sending host gone for good.
 . "$TOP/tests/lib.sh"
 . "$TOP/tests/hosts.lib"
-HOSTS_T=$T
-trap 'hosts_stop; cleanup' EXIT
-# a reader that went away (tests/run ... | head) must not leave the hosts
-# running: their namespaces live as long as a process in them
-trap 'exit 1' INT TERM HUP PIPE
+hosts_test
 
 TTL=60
 KH=$T/known_hosts
